@@ -1,0 +1,6 @@
+"""keras_mm: multimodal models for Keras 3 on TensorFlow, JAX and PyTorch."""
+
+from keras_mm import data, layers, testing
+from keras_mm.version import __version__
+
+__all__ = ["__version__", "data", "layers", "testing"]

@@ -1,0 +1,15 @@
+"""Reusable multimodal layers: fusion, cross-modal attention, projection."""
+
+from keras_mm.layers.attention_fusion import AttentionFusion
+from keras_mm.layers.concat_fusion import ConcatFusion
+from keras_mm.layers.cross_modal_attention import CrossModalAttention
+from keras_mm.layers.gated_fusion import GatedFusion
+from keras_mm.layers.projection_head import ProjectionHead
+
+__all__ = [
+    "AttentionFusion",
+    "ConcatFusion",
+    "CrossModalAttention",
+    "GatedFusion",
+    "ProjectionHead",
+]

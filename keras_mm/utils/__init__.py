@@ -1,0 +1,1 @@
+"""Internal helpers shared by keras_mm's layers and models."""
