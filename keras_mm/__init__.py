@@ -1,6 +1,15 @@
 """keras_mm: multimodal models for Keras 3 on TensorFlow, JAX and PyTorch."""
 
-from keras_mm import data, layers, testing
+from keras_mm import data, encoders, layers, losses, metrics, models, testing
 from keras_mm.version import __version__
 
-__all__ = ["__version__", "data", "layers", "testing"]
+__all__ = [
+    "__version__",
+    "data",
+    "encoders",
+    "layers",
+    "losses",
+    "metrics",
+    "models",
+    "testing",
+]
