@@ -1,5 +1,30 @@
 """Datasets and readers (NumPy and `keras.utils.PyDataset`; no download)."""
 
+from keras_mm.data.class_prompts import make_class_prompts
+from keras_mm.data.coco_captions import read_coco_captions
+from keras_mm.data.digits_trimodal import load_digits_trimodal
+from keras_mm.data.encode_texts import encode_texts
+from keras_mm.data.flickr30k_captions import read_flickr30k_captions
+from keras_mm.data.karpathy_captions import read_karpathy_captions
+from keras_mm.data.multimodal_py_dataset import MultimodalPyDataset
+from keras_mm.data.shapes import load_shapes
 from keras_mm.data.split_label import make_split_label_dataset
+from keras_mm.data.tokenizer import make_tokenizer, tokenize_texts
+from keras_mm.data.vocabulary import build_vocabulary
+from keras_mm.data.vqa import read_vqa
 
-__all__ = ["make_split_label_dataset"]
+__all__ = [
+    "MultimodalPyDataset",
+    "build_vocabulary",
+    "encode_texts",
+    "load_digits_trimodal",
+    "load_shapes",
+    "make_class_prompts",
+    "make_split_label_dataset",
+    "make_tokenizer",
+    "read_coco_captions",
+    "read_flickr30k_captions",
+    "read_karpathy_captions",
+    "read_vqa",
+    "tokenize_texts",
+]

@@ -2,6 +2,7 @@
 
 from keras_mm.layers.attention_fusion import AttentionFusion
 from keras_mm.layers.concat_fusion import ConcatFusion
+from keras_mm.layers.contrastive_logits import ContrastiveLogits
 from keras_mm.layers.cross_modal_attention import CrossModalAttention
 from keras_mm.layers.gated_fusion import GatedFusion
 from keras_mm.layers.projection_head import ProjectionHead
@@ -9,6 +10,7 @@ from keras_mm.layers.projection_head import ProjectionHead
 __all__ = [
     "AttentionFusion",
     "ConcatFusion",
+    "ContrastiveLogits",
     "CrossModalAttention",
     "GatedFusion",
     "ProjectionHead",

@@ -43,7 +43,9 @@ class ConcatFusion(keras.layers.Layer):
         Seed tutorial section 5.3.1.
     """
 
-    def __init__(self, hidden_dim, output_dim, activation="relu", dropout=0.0, **kwargs):
+    def __init__(
+        self, hidden_dim, output_dim, activation="relu", dropout=0.0, **kwargs
+    ):
         super().__init__(**kwargs)
         for arg, value in (("hidden_dim", hidden_dim), ("output_dim", output_dim)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

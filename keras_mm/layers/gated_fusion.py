@@ -80,7 +80,9 @@ class GatedFusion(keras.layers.Layer):
         mask = modality_mask(self.__class__.__name__, mask, inputs, inputs[0].dtype)
         h = 0
         for i, z in enumerate(inputs):
-            gate = ops.sigmoid(ops.matmul(z, self.gate_kernels[i]) + self.gate_biases[i])
+            gate = ops.sigmoid(
+                ops.matmul(z, self.gate_kernels[i]) + self.gate_biases[i]
+            )
             term = z * gate
             if mask is not None:
                 term = term * mask[:, i : i + 1]
@@ -105,9 +107,7 @@ class GatedFusion(keras.layers.Layer):
                 "kernel_initializer": keras.initializers.serialize(
                     self.kernel_initializer
                 ),
-                "bias_initializer": keras.initializers.serialize(
-                    self.bias_initializer
-                ),
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
             }
         )
         return config

@@ -39,15 +39,23 @@ class ProjectionHead(keras.layers.Layer):
         Radford et al., 2021 (CLIP), section 2.4; seed section 3.2.1.
     """
 
-    def __init__(self, output_dim, hidden_dim=None, normalize=True, epsilon=1e-6, **kwargs):
+    def __init__(
+        self, output_dim, hidden_dim=None, normalize=True, epsilon=1e-6, **kwargs
+    ):
         super().__init__(**kwargs)
-        if not isinstance(output_dim, int) or isinstance(output_dim, bool) or output_dim < 1:
+        if (
+            not isinstance(output_dim, int)
+            or isinstance(output_dim, bool)
+            or output_dim < 1
+        ):
             raise ValueError(
                 f"`output_dim` must be a positive integer. Received: "
                 f"output_dim={output_dim!r}"
             )
         if hidden_dim is not None and (
-            not isinstance(hidden_dim, int) or isinstance(hidden_dim, bool) or hidden_dim < 1
+            not isinstance(hidden_dim, int)
+            or isinstance(hidden_dim, bool)
+            or hidden_dim < 1
         ):
             raise ValueError(
                 f"`hidden_dim` must be None or a positive integer. Received: "
@@ -63,7 +71,10 @@ class ProjectionHead(keras.layers.Layer):
         self.hidden_dense = None
         if hidden_dim is not None:
             self.hidden_dense = keras.layers.Dense(
-                hidden_dim, activation="gelu", dtype=self.dtype_policy, name="hidden_dense"
+                hidden_dim,
+                activation="gelu",
+                dtype=self.dtype_policy,
+                name="hidden_dense",
             )
         self.output_dense = keras.layers.Dense(
             output_dim, dtype=self.dtype_policy, name="output_dense"

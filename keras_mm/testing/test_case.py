@@ -20,9 +20,12 @@ def _to_numpy(x):
 
 
 def _symbolic(x):
-    return keras.tree.map_structure(
-        lambda t: keras.Input(shape=tuple(t.shape[1:]), dtype=str(t.dtype)), x
-    )
+    def spec(t, name=None):
+        return keras.Input(shape=tuple(t.shape[1:]), dtype=str(t.dtype), name=name)
+
+    if isinstance(x, dict):
+        return {k: spec(v, name=k) for k, v in x.items()}
+    return keras.tree.map_structure(spec, x)
 
 
 def _call(layer, data, call_kwargs):
@@ -127,7 +130,9 @@ class TestCase(unittest.TestCase):
         else:
             self.assertEqual(shapes, tuple(expected_output_shape))
         first = keras.tree.flatten(output)[0]
-        self.assertEqual(keras.backend.standardize_dtype(first.dtype), expected_output_dtype)
+        self.assertEqual(
+            keras.backend.standardize_dtype(first.dtype), expected_output_dtype
+        )
         if expected_num_trainable_weights is not None:
             self.assertLen(layer.trainable_weights, expected_num_trainable_weights)
         self.assertLen(layer.non_trainable_weights, expected_num_non_trainable_weights)

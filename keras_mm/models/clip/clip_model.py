@@ -1,0 +1,318 @@
+import keras
+import numpy as np
+from keras import ops
+
+from keras_mm.api_export import keras_mm_export
+from keras_mm.layers import ContrastiveLogits, ProjectionHead
+from keras_mm.losses import clip_loss, siglip_loss
+from keras_mm.models.model_utils import (
+    call_text_encoder,
+    check_choice,
+    check_positive_int,
+    image_like_input,
+    pooled_features,
+    text_inputs,
+)
+from keras_mm.models.multimodal_model import MultimodalModel
+
+LOSSES = ("clip", "siglip")
+POOLINGS = ("mean", "first")
+
+
+def contrastive_head(loss, init_scale, max_scale, dtype, name):
+    """A `ContrastiveLogits` with CLIP's or SigLIP's initialisation."""
+    if loss == "siglip":
+        return ContrastiveLogits(
+            init_scale=10.0 if init_scale is None else init_scale,
+            max_scale=max_scale,
+            init_bias=-10.0,
+            dtype=dtype,
+            name=name,
+        )
+    return ContrastiveLogits(
+        init_scale=1 / 0.07 if init_scale is None else init_scale,
+        max_scale=max_scale,
+        dtype=dtype,
+        name=name,
+    )
+
+
+def contrastive_loss(loss, logits, labels=None):
+    return siglip_loss(logits, labels) if loss == "siglip" else clip_loss(logits, labels)
+
+
+@keras_mm_export("keras_mm.models.CLIP")
+class CLIP(MultimodalModel):
+    """Contrastive language-image pre-training (CLIP / SigLIP), trainable with `fit`.
+
+    Seed sections 3.2.1 and 5.2.1, done right: the seed's listing returns the mean
+    cosine similarity of all pairs, which is not a loss (maximising it collapses
+    every embedding onto one point). Here an image encoder and a text encoder are
+    followed by projection heads to a shared `embed_dim` space with L2-normalised
+    outputs, and `compute_loss` applies the symmetric InfoNCE loss of seed 4.1.2
+    (`loss="clip"`) or SigLIP's pairwise sigmoid loss (`loss="siglip"`) to the
+    logits `z = min(exp(s), max_scale) * x y^T (+ b)` of a learnable temperature
+    (`keras_mm.layers.ContrastiveLogits`). `compile(optimizer=...)` +
+    `fit(x)` trains it with no labels; optional `y` of `(batch,)` group ids marks
+    every pair with equal ids as a positive (duplicate captions in a batch).
+
+    Encoders are any functional Keras models: keras_mm's `ImageEncoder` and
+    `TextEncoder`, keras-hub backbones (`ViTBackbone`, `BertBackbone`, ...), or
+    your own. Dict outputs give `pooled_output` (else `sequence_output`); token
+    sequences are pooled by `image_pooling` / `text_pooling` (the text mean skips
+    padding). A keras-hub `segment_ids` input is filled with zeros.
+
+    Args:
+        image_encoder: `keras.Model` from images `(batch, H, W, C)` to features.
+        text_encoder: `keras.Model` from `token_ids` (or a dict with
+            `"token_ids"` and e.g. `"padding_mask"`) to features.
+        embed_dim: int. Size of the shared embedding space.
+        loss: `"clip"` (softmax InfoNCE) or `"siglip"` (pairwise sigmoid).
+        projection_hidden_dim: int or None. Hidden width of the projection heads.
+        image_pooling: `"mean"` or `"first"`, for sequence image features.
+        text_pooling: `"mean"` or `"first"`, for sequence text features.
+        init_scale: float or None. Initial logit scale; None picks `1/0.07`
+            (clip) or `10` with bias `-10` (siglip).
+        max_scale: float. Clamp of the logit scale (CLIP uses 100).
+        dtype: dtype policy of the projection heads (e.g. `"mixed_bfloat16"`);
+            the loss is always computed in float32.
+        **kwargs: `name`, `trainable`.
+
+    Call arguments:
+        inputs: dict with `"images"`, `"token_ids"` and the text encoder's other
+            inputs (e.g. `"padding_mask"`), all with one batch size.
+
+    Returns:
+        A dict `{"image_embeddings", "text_embeddings"}` of unit-norm
+        `(batch, embed_dim)` tensors.
+
+    Example:
+
+    >>> from keras_mm.models import CLIP  # doctest: +SKIP
+    >>> model = CLIP(image_encoder, text_encoder, embed_dim=32)  # doctest: +SKIP
+    >>> model.compile(optimizer="adam")  # doctest: +SKIP
+    >>> model.fit(image_text_dataset, epochs=3)  # doctest: +SKIP
+    >>> weights = model.build_zero_shot_weights(class_prompts)  # doctest: +SKIP
+    >>> labels = model.zero_shot_predict(images, weights).argmax(-1)  # doctest: +SKIP
+
+    Reference:
+        Radford et al., 2021, "Learning Transferable Visual Models From Natural
+        Language Supervision"; Zhai et al., 2023 (SigLIP); seed 3.2.1, 5.2.1.
+    """
+
+    _nested_layer_keys = ("image_encoder", "text_encoder")
+
+    def __init__(
+        self,
+        image_encoder,
+        text_encoder,
+        embed_dim=64,
+        loss="clip",
+        projection_hidden_dim=None,
+        image_pooling="mean",
+        text_pooling="mean",
+        init_scale=None,
+        max_scale=100.0,
+        dtype=None,
+        **kwargs,
+    ):
+        check_positive_int("embed_dim", embed_dim)
+        check_choice("loss", loss, LOSSES)
+        check_choice("image_pooling", image_pooling, POOLINGS)
+        check_choice("text_pooling", text_pooling, POOLINGS)
+
+        # === Layers ===
+        image_projection = ProjectionHead(
+            embed_dim, hidden_dim=projection_hidden_dim, dtype=dtype,
+            name="image_projection",
+        )
+        text_projection = ProjectionHead(
+            embed_dim, hidden_dim=projection_hidden_dim, dtype=dtype,
+            name="text_projection",
+        )
+
+        # === Functional graph ===
+        images = image_like_input(image_encoder, "image_encoder", "images")
+        text = text_inputs(text_encoder)
+        image_features = pooled_features(image_encoder(images), image_pooling)
+        text_features = pooled_features(
+            call_text_encoder(text_encoder, text),
+            text_pooling,
+            mask=text.get("padding_mask"),
+        )
+        outputs = {
+            "image_embeddings": image_projection(image_features),
+            "text_embeddings": text_projection(text_features),
+        }
+        super().__init__(
+            inputs={"images": images, **text}, outputs=outputs, dtype=dtype, **kwargs
+        )
+
+        # === Attributes (after super().__init__, for torch) ===
+        self.image_encoder = image_encoder
+        self.text_encoder = text_encoder
+        self.image_projection = image_projection
+        self.text_projection = text_projection
+        self.embed_dim = embed_dim
+        self.loss_name = loss
+        self.projection_hidden_dim = projection_hidden_dim
+        self.image_pooling = image_pooling
+        self.text_pooling = text_pooling
+        self.init_scale = init_scale
+        self.max_scale = max_scale
+        self.logits_head = contrastive_head(
+            loss, init_scale, max_scale, self.dtype_policy, "logits_head"
+        )
+        self.logits_head.build((None, embed_dim), (None, embed_dim))
+        self._finish_init()
+
+    # ------------------------------------------------------------------ loss
+    def loss_terms(self, x, y=None, y_pred=None, training=False):
+        """The contrastive loss; `y`: None or `(batch,)` group ids."""
+        logits = self.logits_head(y_pred["image_embeddings"], y_pred["text_embeddings"])
+        return {"loss": contrastive_loss(self.loss_name, logits, y)}
+
+    def similarity(self, image_embeddings, text_embeddings):
+        """Scaled float32 logits `(B_image, B_text)` of the learned temperature."""
+        return self.logits_head(image_embeddings, text_embeddings)
+
+    # ----------------------------------------------------------------- towers
+    @property
+    def text_input_keys(self):
+        return [k for k in self._inputs_struct if k != "images"]
+
+    def image_tower(self):
+        """A new `keras.Model` images -> image embeddings sharing this model's layers."""
+        return keras.Model(
+            self._inputs_struct["images"],
+            self._outputs_struct["image_embeddings"],
+            name=f"{self.name}_image_tower",
+        )
+
+    def text_tower(self):
+        """A new `keras.Model` text inputs (dict) -> text embeddings (shared layers)."""
+        return keras.Model(
+            {k: self._inputs_struct[k] for k in self.text_input_keys},
+            self._outputs_struct["text_embeddings"],
+            name=f"{self.name}_text_tower",
+        )
+
+    def _text_dict(self, text):
+        if not isinstance(text, dict):
+            text = {"token_ids": text}
+        missing = [k for k in self.text_input_keys if k not in text]
+        if missing:
+            shapes = {k: tuple(np.shape(v)) for k, v in text.items()}
+            raise ValueError(
+                f"{self.__class__.__name__}: text inputs are missing the key(s) "
+                f"{missing}. Expected keys: {self.text_input_keys}. Received: "
+                f"shapes={shapes}"
+            )
+        return {k: text[k] for k in self.text_input_keys}
+
+    def encode_image(self, images, batch_size=256):
+        """Unit-norm image embeddings `(N, embed_dim)` as a NumPy array."""
+        return self.image_tower().predict(images, batch_size=batch_size, verbose=0)
+
+    def encode_text(self, text, batch_size=256):
+        """Unit-norm text embeddings `(N, embed_dim)` as a NumPy array.
+
+        `text` is `token_ids` or a dict with the text input keys.
+        """
+        return self.text_tower().predict(
+            self._text_dict(text), batch_size=batch_size, verbose=0
+        )
+
+    # ---------------------------------------------------------------- zero-shot
+    def build_zero_shot_weights(self, prompts, batch_size=256):
+        """Class embeddings `(num_classes, embed_dim)` from templated prompts.
+
+        Every class is described by `num_templates` prompts ("a photo of a
+        {}", "a {} shape", ...). Their text embeddings are averaged per class and
+        re-normalised, as in CLIP's zero-shot evaluation.
+
+        Args:
+            prompts: `token_ids` of shape `(num_classes, num_templates, length)`
+                (or `(num_classes, length)` for one template), or a dict of such
+                arrays with the text input keys (`"token_ids"`, `"padding_mask"`).
+            batch_size: int. Batch size of the text encoding.
+
+        Returns:
+            float32 NumPy array `(num_classes, embed_dim)` of unit rows.
+        """
+        prompts = self._text_dict(prompts)
+        shape = np.shape(prompts["token_ids"])
+        if len(shape) == 2:
+            shape = (shape[0], 1, shape[1])
+        if len(shape) != 3:
+            raise ValueError(
+                f"{self.__class__.__name__}: prompt `token_ids` must have shape "
+                "(num_classes, num_templates, length). Received: token_ids "
+                f"shape={tuple(np.shape(prompts['token_ids']))}"
+            )
+        flat = {
+            k: np.reshape(np.asarray(v), (shape[0] * shape[1], shape[2]))
+            for k, v in prompts.items()
+        }
+        embeddings = self.encode_text(flat, batch_size=batch_size).astype("float32")
+        embeddings = embeddings.reshape(shape[0], shape[1], -1).mean(axis=1)
+        norms = np.maximum(np.linalg.norm(embeddings, axis=-1, keepdims=True), 1e-6)
+        return embeddings / norms
+
+    def zero_shot_predict(self, images, class_embeddings, batch_size=256):
+        """Class probabilities `(N, num_classes)` for `images` (NumPy)."""
+        classifier = self.zero_shot_classifier(class_embeddings)
+        return classifier.predict(images, batch_size=batch_size, verbose=0)
+
+    def zero_shot_classifier(self, class_embeddings):
+        """A `keras.Model` images -> class probabilities (softmax over classes).
+
+        Args:
+            class_embeddings: `(num_classes, embed_dim)` array from
+                `build_zero_shot_weights`, or the prompts themselves (then
+                `build_zero_shot_weights` is called first).
+        """
+        if isinstance(class_embeddings, dict) or np.ndim(class_embeddings) == 3:
+            class_embeddings = self.build_zero_shot_weights(class_embeddings)
+        weights = np.asarray(class_embeddings, dtype="float32")
+        if weights.ndim != 2 or weights.shape[1] != self.embed_dim:
+            raise ValueError(
+                f"{self.__class__.__name__}: `class_embeddings` must have shape "
+                f"(num_classes, {self.embed_dim}). Received: class_embeddings "
+                f"shape={weights.shape}"
+            )
+        scale = float(ops.convert_to_numpy(self.logits_head.scale))
+        tower = self.image_tower()
+        images = keras.Input(tuple(tower.input.shape[1:]), name="images")
+        classes = keras.layers.Dense(
+            weights.shape[0],
+            use_bias=False,
+            trainable=False,
+            dtype="float32",
+            name="class_embeddings",
+        )
+        logits = classes(ops.cast(tower(images), "float32"))
+        classes.set_weights([scale * weights.T])
+        probabilities = keras.layers.Softmax(dtype="float32", name="probabilities")(
+            logits
+        )
+        return keras.Model(images, probabilities, name=f"{self.name}_zero_shot")
+
+    # ------------------------------------------------------------------ config
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "image_encoder": keras.layers.serialize(self.image_encoder),
+                "text_encoder": keras.layers.serialize(self.text_encoder),
+                "embed_dim": self.embed_dim,
+                "loss": self.loss_name,
+                "projection_hidden_dim": self.projection_hidden_dim,
+                "image_pooling": self.image_pooling,
+                "text_pooling": self.text_pooling,
+                "init_scale": self.init_scale,
+                "max_scale": self.max_scale,
+            }
+        )
+        return config
+

@@ -1,0 +1,192 @@
+"""Private helpers shared by the model families (no public class here).
+
+They turn arbitrary Keras encoders (keras_mm encoders, keras-hub backbones, any
+functional `keras.Model`) into the tensors the model families need: model-level
+`keras.Input`s named after the stable input keys, pooled vectors or token
+sequences from whatever the encoder returns, and fusion layers chosen by name.
+"""
+
+import keras
+from keras import ops
+
+from keras_mm.layers import AttentionFusion, ConcatFusion, GatedFusion
+
+# Text inputs a model can synthesise when an encoder asks for them.
+_DERIVABLE_TEXT_KEYS = ("segment_ids",)
+FUSIONS = ("attention", "gated", "concat")
+
+
+def check_encoder(encoder, arg):
+    """Raise unless `encoder` is a built Keras layer with known inputs."""
+    if not isinstance(encoder, keras.layers.Layer):
+        raise ValueError(
+            f"`{arg}` must be a Keras layer or model. Received: {arg} of type "
+            f"{type(encoder).__name__}"
+        )
+    try:
+        struct = encoder._inputs_struct if hasattr(encoder, "_inputs_struct") else None
+        struct = struct if struct is not None else encoder.input
+    except (AttributeError, ValueError):
+        struct = None
+    if struct is None:
+        raise ValueError(
+            f"`{arg}` must be a functional model (or a model built on `keras.Input`) "
+            f"so that its input shapes are known. Received: {arg}={encoder.name!r} "
+            "without defined inputs"
+        )
+    return struct
+
+
+def _spec(tensor, name):
+    return keras.Input(
+        shape=tuple(tensor.shape[1:]), dtype=str(tensor.dtype), name=name
+    )
+
+
+def image_like_input(encoder, arg, name):
+    """Model input for a single-tensor encoder (images, audio, actions)."""
+    struct = check_encoder(encoder, arg)
+    if isinstance(struct, dict):
+        if len(struct) != 1:
+            raise ValueError(
+                f"`{arg}` must take a single tensor input. Received: {arg} with "
+                f"inputs {sorted(struct)}"
+            )
+        struct = next(iter(struct.values()))
+    if isinstance(struct, (list, tuple)):
+        if len(struct) != 1:
+            raise ValueError(
+                f"`{arg}` must take a single tensor input. Received: {arg} with "
+                f"{len(struct)} inputs"
+            )
+        struct = struct[0]
+    return _spec(struct, name)
+
+
+def text_inputs(encoder, arg="text_encoder"):
+    """Model inputs for a text encoder: `token_ids` and its other dict keys."""
+    struct = check_encoder(encoder, arg)
+    if isinstance(struct, (list, tuple)) and len(struct) == 1:
+        struct = struct[0]
+    if not isinstance(struct, dict):
+        return {"token_ids": _spec(struct, "token_ids")}
+    if "token_ids" not in struct:
+        raise ValueError(
+            f"`{arg}` must take a `token_ids` input (a tensor or a dict with a "
+            f"'token_ids' key). Received: {arg} input keys {sorted(struct)}"
+        )
+    return {
+        k: _spec(v, k) for k, v in struct.items() if k not in _DERIVABLE_TEXT_KEYS
+    }
+
+
+def call_text_encoder(encoder, inputs):
+    """Call `encoder` on the model's text inputs, synthesising `segment_ids`."""
+    struct = check_encoder(encoder, "text_encoder")
+    if isinstance(struct, (list, tuple)) and len(struct) == 1:
+        struct = struct[0]
+    if not isinstance(struct, dict):
+        return encoder(inputs["token_ids"])
+    feed = {}
+    for key, spec in struct.items():
+        if key in inputs:
+            feed[key] = inputs[key]
+        else:  # segment_ids: a single segment
+            feed[key] = ops.zeros_like(ops.cast(inputs["token_ids"], spec.dtype))
+    return encoder(feed)
+
+
+def _pick(outputs, key, fallback):
+    if isinstance(outputs, dict):
+        if key in outputs:
+            return outputs[key]
+        if fallback in outputs:
+            return outputs[fallback]
+        raise ValueError(
+            f"Encoder returned a dict without '{key}' or '{fallback}'. "
+            f"Received keys: {sorted(outputs)}"
+        )
+    if isinstance(outputs, (list, tuple)):
+        return outputs[0]
+    return outputs
+
+
+def pooled_features(outputs, pooling="mean", mask=None):
+    """A `(batch, d)` vector from an encoder output (tensor or dict).
+
+    Dicts give `pooled_output` if present, else `sequence_output`. Rank-3
+    sequences are pooled: `"mean"` (masked by `mask` when given) or `"first"`
+    (class token).
+    """
+    x = _pick(outputs, "pooled_output", "sequence_output")
+    if len(x.shape) == 2:
+        return x
+    if len(x.shape) != 3:
+        raise ValueError(
+            "Encoder outputs must be (batch, features) or (batch, tokens, "
+            f"features). Received: shape={tuple(x.shape)}"
+        )
+    if pooling == "first":
+        return x[:, 0, :]
+    if mask is None:
+        return ops.mean(x, axis=1)
+    weights = ops.expand_dims(ops.cast(mask, x.dtype), -1)
+    total = ops.sum(x * weights, axis=1)
+    count = ops.maximum(ops.sum(weights, axis=1), ops.cast(1.0, x.dtype))
+    return total / count
+
+
+def sequence_features(outputs):
+    """A `(batch, tokens, d)` sequence from an encoder output."""
+    x = _pick(outputs, "sequence_output", "pooled_output")
+    if len(x.shape) == 2:
+        return ops.expand_dims(x, 1)
+    if len(x.shape) != 3:
+        raise ValueError(
+            "Encoder outputs must be (batch, features) or (batch, tokens, "
+            f"features). Received: shape={tuple(x.shape)}"
+        )
+    return x
+
+
+def check_choice(arg, value, choices):
+    if value not in choices:
+        raise ValueError(
+            f"`{arg}` must be one of {list(choices)}. Received: {arg}={value!r}"
+        )
+
+
+def check_positive_int(arg, value):
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"`{arg}` must be a positive integer. Received: {arg}={value!r}")
+
+
+def check_non_negative(arg, value):
+    if not float(value) >= 0.0:
+        raise ValueError(f"`{arg}` must be >= 0. Received: {arg}={value!r}")
+
+
+def make_fusion(fusion, dim, dtype, name="fusion"):
+    """A fusion layer from a name (`"attention"|"gated"|"concat"`) or a layer."""
+    if isinstance(fusion, keras.layers.Layer):
+        return fusion
+    check_choice("fusion", fusion, FUSIONS)
+    if fusion == "attention":
+        return AttentionFusion(units=dim, dtype=dtype, name=name)
+    if fusion == "gated":
+        return GatedFusion(dtype=dtype, name=name)
+    return ConcatFusion(hidden_dim=2 * dim, output_dim=dim, dtype=dtype, name=name)
+
+
+def serialize_fusion(fusion):
+    return fusion if isinstance(fusion, str) else keras.layers.serialize(fusion)
+
+
+def deserialize_fusion(fusion):
+    return fusion if isinstance(fusion, str) else keras.layers.deserialize(fusion)
+
+
+def normalize(x, dtype=None):
+    """L2-normalise in float32 with an epsilon, cast back to `dtype`."""
+    y = ops.normalize(ops.cast(x, "float32"), axis=-1, epsilon=1e-6)
+    return ops.cast(y, dtype or x.dtype)

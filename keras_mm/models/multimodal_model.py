@@ -1,0 +1,217 @@
+import keras
+import numpy as np
+from keras import ops
+
+from keras_mm.api_export import keras_mm_export
+
+# Inputs that must share their full shape with `token_ids`.
+_SAME_SHAPE_AS_TOKENS = ("padding_mask", "segment_ids")
+
+
+def _shape(x):
+    shape = getattr(x, "shape", None)
+    if shape is None:
+        shape = np.shape(x)
+    out = []
+    for d in shape:
+        try:
+            out.append(None if d is None else int(d))
+        except Exception:  # symbolic dimension while tracing
+            out.append(None)
+    return tuple(out)
+
+
+@keras_mm_export("keras_mm.models.MultimodalModel")
+class MultimodalModel(keras.Model):
+    """Base class of keras_mm's model families: a functional model with dict I/O.
+
+    Subclasses build their graph from `keras.Input`s named after stable keys
+    (`"images"`, `"token_ids"`, `"padding_mask"`, `"audio"`, ...), call
+    `super().__init__(inputs=..., outputs=..., dtype=...)` and then implement
+    `loss_terms(x, y, y_pred, training)`, which returns a dict of float32 scalar
+    tensors with a `"loss"` entry. This base class then provides:
+
+    - input validation before the graph runs (eager calls, `fit`, `predict`,
+      all backends): a `ValueError` names the missing key, the wrong rank or the
+      mismatched batch sizes with the received shapes;
+    - `compute_loss` = `loss_terms(...)["loss"]` + the layers' `add_loss` terms,
+      so `compile(optimizer=...)` + `fit(x)` trains without labels; each other
+      term is reported as a metric of the same name;
+    - on torch, registration of every variable as a torch parameter, also when
+      two nested encoders hold variables with the same path (otherwise
+      `zero_grad` misses the duplicates and their gradients accumulate).
+
+    Args:
+        inputs: dict of `keras.Input`, keyed by input name.
+        outputs: dict of output tensors.
+        dtype: optional dtype policy of the model's own layers.
+        **kwargs: `name`, `trainable`.
+    """
+
+    def __init__(self, inputs, outputs, dtype=None, **kwargs):
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        if dtype is not None:
+            self.dtype_policy = keras.dtype_policies.get(dtype)
+        self._term_trackers = {}
+
+    # ------------------------------------------------------------------ inputs
+    def _fill_inputs(self, inputs):
+        """Hook: complete optional inputs (e.g. a default modality mask)."""
+        return inputs
+
+    def _validate_inputs(self, inputs):
+        name = self.__class__.__name__
+        expected = self._inputs_struct
+        keys = list(expected)
+        if not isinstance(inputs, dict):
+            raise ValueError(
+                f"{name}: `inputs` must be a dict with keys {keys}. Received: "
+                f"inputs of type {type(inputs).__name__} with shape "
+                f"{_shape(inputs) if not isinstance(inputs, (list, tuple)) else '?'}"
+            )
+        received = {k: _shape(v) for k, v in inputs.items()}
+        described = ", ".join(f"{k} shape={s}" for k, s in received.items())
+        missing = [k for k in keys if k not in inputs]
+        if missing:
+            inputs = self._fill_inputs(dict(inputs))
+            missing = [k for k in keys if k not in inputs]
+        if missing:
+            raise ValueError(
+                f"{name}: `inputs` is missing the key(s) {missing}. Expected keys: "
+                f"{keys}. Received: {described or 'an empty dict'}"
+            )
+        shapes = {k: _shape(inputs[k]) for k in keys}
+        for k in keys:
+            want = tuple(expected[k].shape)
+            got = shapes[k]
+            ok = len(got) == len(want) and all(
+                w is None or g is None or w == g for g, w in zip(got[1:], want[1:])
+            )
+            if not ok:
+                raise ValueError(
+                    f"{name}: inputs['{k}'] must have rank {len(want)} and shape "
+                    f"{want} (None = any size). Received: {k} shape={got}"
+                )
+        for k in _SAME_SHAPE_AS_TOKENS:
+            if k in shapes and "token_ids" in shapes:
+                a, b = shapes["token_ids"], shapes[k]
+                if any(x is not None and y is not None and x != y for x, y in zip(a, b)):
+                    raise ValueError(
+                        f"{name}: inputs['{k}'] must have the shape of "
+                        f"inputs['token_ids']. Received: token_ids shape={a}, "
+                        f"{k} shape={b}"
+                    )
+        batches = {shapes[k][0] for k in keys if shapes[k][0] is not None}
+        if len(batches) > 1:
+            described = ", ".join(f"{k} shape={shapes[k]}" for k in keys)
+            raise ValueError(
+                f"{name}: every input must have the same batch size. Received: "
+                f"{described}"
+            )
+        return {k: inputs[k] for k in keys}
+
+    def __call__(self, inputs, *args, **kwargs):
+        return super().__call__(self._validate_inputs(inputs), *args, **kwargs)
+
+    def call(self, inputs, training=None, mask=None, **kwargs):
+        # JAX's stateless_call reaches `call` without `__call__`.
+        inputs = self._validate_inputs(inputs)
+        return super().call(inputs, training=training, mask=mask, **kwargs)
+
+    # -------------------------------------------------------------------- loss
+    def compile(self, optimizer="rmsprop", loss=None, **kwargs):
+        if loss is not None:
+            raise ValueError(
+                f"{self.__class__.__name__} computes its own objective in "
+                "`compute_loss`; `compile()` takes no `loss`. Received: "
+                f"loss={loss!r}"
+            )
+        for key in ("loss_weights",):
+            if kwargs.get(key) is not None:
+                raise ValueError(
+                    f"{self.__class__.__name__}: `compile()` takes no `{key}`; set "
+                    "the loss weights in the constructor."
+                )
+        super().compile(optimizer=optimizer, **kwargs)
+
+    def loss_terms(self, x, y=None, y_pred=None, training=False):
+        """Return a dict of float32 scalar losses with the total under `"loss"`."""
+        raise NotImplementedError
+
+    def _add_term_trackers(self, names):
+        # One `Mean` metric per named loss term, shown in `fit`/`evaluate` logs.
+        for term in names:
+            tracker = keras.metrics.Mean(name=term)
+            setattr(self, f"_{term}_tracker", tracker)
+            self._term_trackers[term] = tracker
+
+    def compute_loss(
+        self, x=None, y=None, y_pred=None, sample_weight=None, training=True
+    ):
+        if y_pred is None:
+            y_pred = self(x, training=training)
+        terms = self.loss_terms(x, y=y, y_pred=y_pred, training=training)
+        total = ops.cast(terms["loss"], "float32")
+        for extra in self.losses:
+            total = total + ops.cast(extra, "float32")
+        for term, value in terms.items():
+            if term in self._term_trackers:
+                self._term_trackers[term].update_state(value)
+        return total
+
+    def evaluate_loss_terms(self, x, y=None):
+        """Python floats of every loss term on one batch `x` (inference mode)."""
+        x = self._validate_inputs(x)
+        y_pred = self(x, training=False)
+        terms = self.loss_terms(x, y=y, y_pred=y_pred, training=False)
+        return {k: float(ops.convert_to_numpy(v)) for k, v in terms.items()}
+
+    # ------------------------------------------------------------------- torch
+    def _track_variables(self):
+        # Only reached on the torch backend (`TorchLayer._track_variables`).
+        # Keras keys torch parameters by variable path; two nested encoders can
+        # hold different variables with one path (e.g. "proj/kernel"), and all
+        # but one would be left out of `parameters()` and `zero_grad()`.
+        super()._track_variables()
+        registered = {id(p) for p in self._torch_params.values()}
+        for i, variable in enumerate(self.variables):
+            if id(variable.value) not in registered:
+                key = f"{variable.path}#{i}"
+                self._torch_params[key] = variable.value
+                registered.add(id(variable.value))
+
+    def _finish_init(self):
+        """Call at the end of a subclass `__init__` (after assigning layers)."""
+        if keras.backend.backend() == "torch":
+            self._track_variables()
+
+    # ----------------------------------------------------------------- config
+    # Constructor arguments holding a layer (or a dict of layers) to deserialize.
+    _nested_layer_keys = ()
+
+    def get_config(self):
+        # Not chained: a functional model's config is a graph, not constructor
+        # arguments (keras-hub's `Backbone` does the same).
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        for key in cls._nested_layer_keys:
+            value = config.get(key)
+            if isinstance(value, dict) and "class_name" in value:
+                config[key] = keras.layers.deserialize(
+                    value, custom_objects=custom_objects
+                )
+            elif isinstance(value, dict):
+                config[key] = {
+                    k: keras.layers.deserialize(v, custom_objects=custom_objects)
+                    for k, v in value.items()
+                }
+        if isinstance(config.get("dtype"), dict):
+            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
+        return cls(**config)

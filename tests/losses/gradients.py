@@ -1,0 +1,43 @@
+"""Value and gradient of a keras.ops function under the current backend.
+
+Tests only: imports the active backend lazily so one file serves all three.
+"""
+
+import keras
+import numpy as np
+
+
+def value_and_grad(fn, *args):
+    """Return `(value, [d value / d arg for arg in args])` as float64 NumPy.
+
+    `fn` maps tensors to a scalar tensor; `args` are NumPy arrays (any float
+    dtype; the gradient is taken with respect to the arrays as given).
+    """
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        value, grads = jax.value_and_grad(fn, argnums=tuple(range(len(args))))(
+            *[jax.numpy.asarray(a) for a in args]
+        )
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        tensors = [tf.constant(a) for a in args]
+        with tf.GradientTape() as tape:
+            for t in tensors:
+                tape.watch(t)
+            value = fn(*tensors)
+        grads = tape.gradient(value, tensors)
+    elif backend == "torch":
+        import torch
+
+        tensors = [torch.tensor(a, requires_grad=True) for a in args]
+        value = fn(*tensors)
+        grads = torch.autograd.grad(value, tensors)
+    else:
+        raise ValueError(f"Unsupported backend: {backend}")
+    to_np = keras.ops.convert_to_numpy
+    value = np.asarray(to_np(keras.ops.cast(value, "float32")), "float64")
+    grads = [np.asarray(to_np(keras.ops.cast(g, "float32")), "float64") for g in grads]
+    return value, grads
