@@ -10,7 +10,7 @@ from keras_mm.api_export import keras_mm_export
 
 @keras_mm_export("keras_mm.data.MultimodalPyDataset")
 class MultimodalPyDataset(keras.utils.PyDataset):
-    """Batches of dict inputs (no labels), shuffled per epoch from a seed.
+    """Batches of dict inputs (no labels by default), shuffled per epoch from a seed.
 
     Each batch is a dict with the keys of `inputs` (`"images"`, `"token_ids"`,
     `"padding_mask"`, `"audio"`, ...), so label-free models (contrastive, CCA,
@@ -30,6 +30,9 @@ class MultimodalPyDataset(keras.utils.PyDataset):
         shuffle: bool. Shuffle every epoch; False keeps the stored order.
         seed: int. Seed of the shuffle.
         image_index: optional `(N,)` int array into `inputs["images"]`.
+        labels: optional `(N,)` array. If given, batches are `(inputs, labels)`
+            tuples, e.g. class ids that a contrastive loss uses as group ids
+            (captions of one class are positives of each other).
         drop_remainder: bool. Drop the last, smaller batch.
         **kwargs: `keras.utils.PyDataset` arguments (`workers`,
             `use_multiprocessing`, `max_queue_size`).
@@ -51,6 +54,7 @@ class MultimodalPyDataset(keras.utils.PyDataset):
         shuffle=True,
         seed=0,
         image_index=None,
+        labels=None,
         drop_remainder=False,
         **kwargs,
     ):
@@ -96,6 +100,9 @@ class MultimodalPyDataset(keras.utils.PyDataset):
         }
         if self.image_index is not None:
             sizes["image_index"] = len(self.image_index)
+        self.labels = None if labels is None else np.asarray(labels)
+        if self.labels is not None:
+            sizes["labels"] = len(self.labels)
         if len(set(sizes.values())) != 1:
             raise ValueError(
                 "Every array in `inputs` must have the same first dimension. "
@@ -155,6 +162,8 @@ class MultimodalPyDataset(keras.utils.PyDataset):
                 batch[key] = value[self.image_index[rows]]
             else:
                 batch[key] = value[rows]
+        if self.labels is not None:
+            return batch, self.labels[rows]
         return batch
 
     def on_epoch_begin(self):

@@ -44,7 +44,7 @@ def _shape_mask(shape, dx, dy, r):
     if shape == "circle":
         return dx * dx + dy * dy <= r * r
     if shape == "square":
-        return np.maximum(ax, ay) <= 0.8 * r
+        return np.maximum(ax, ay) <= r
     if shape == "triangle":  # apex up, base at 0.8 r below the centre
         return (dy >= -r) & (dy <= 0.8 * r) & (ax <= (dy + r) / 1.8)
     if shape == "plus":
@@ -57,10 +57,10 @@ def _shape_mask(shape, dx, dy, r):
     return ax + ay <= r  # diamond
 
 
-def _render(rng, color_idx, shape_idx, colors, shapes, image_size, noise):
+def _render(rng, color_idx, shape_idx, colors, shapes, image_size, noise, size_range):
     """Draw one shape per image: (N, S, S, 3) float32 in [0, 1] and the radii."""
     n, s = len(color_idx), image_size
-    r = rng.uniform(0.2, 0.34, size=n).astype("float32") * s
+    r = rng.uniform(*size_range, size=n).astype("float32") * s
     cx = rng.uniform(0, 1, size=n).astype("float32") * (s - 1 - 2 * r) + r
     cy = rng.uniform(0, 1, size=n).astype("float32") * (s - 1 - 2 * r) + r
     background = rng.uniform(0.0, 0.3, size=n).astype("float32")
@@ -130,6 +130,7 @@ def load_shapes(
     shapes=DEFAULT_SHAPES,
     held_out=None,
     noise=0.05,
+    size_range=(0.24, 0.36),
     seed=0,
 ):
     """Load the procedural coloured-shapes image-caption dataset.
@@ -158,6 +159,10 @@ def load_shapes(
             None for one per colour (colour i with shape i + 1). `[]` makes the
             compositional split empty.
         noise: float. Standard deviation of the pixel noise.
+        size_range: (low, high). The shape "radius" (half its extent) is drawn
+            uniformly in `[low, high] * image_size`; `0.05 <= low <= high <= 0.45`.
+            Captions call a shape "small" below the middle of the range and
+            "large" above.
         seed: int. The data are a deterministic function of the arguments.
 
     Returns:
@@ -195,6 +200,15 @@ def load_shapes(
             raise ValueError(f"`{arg}` must be >= {least}. Received: {arg}={value!r}")
     if not noise >= 0:
         raise ValueError(f"`noise` must be >= 0. Received: noise={noise!r}")
+    try:
+        low, high = (float(v) for v in size_range)
+    except (TypeError, ValueError):
+        low = high = -1.0
+    if not 0.05 <= low <= high <= 0.45:
+        raise ValueError(
+            "`size_range` must be (low, high) with 0.05 <= low <= high <= 0.45. "
+            f"Received: size_range={size_range!r}"
+        )
     colors = _check_names("colors", colors, COLORS)
     shapes = _check_names("shapes", shapes, SHAPES)
     held = _held_out(held_out, colors, shapes)
@@ -231,10 +245,10 @@ def load_shapes(
         labels = np.asarray(pool, dtype="int32")[rng.integers(0, len(pool), n)]
         color_idx, shape_idx = labels // num_shapes, labels % num_shapes
         images, rel_size = _render(
-            rng, color_idx, shape_idx, colors, shapes, image_size, noise
+            rng, color_idx, shape_idx, colors, shapes, image_size, noise, (low, high)
         )
         template = rng.integers(0, len(CAPTION_TEMPLATES), n)
-        large = (rel_size >= 0.27).astype("int64")
+        large = (rel_size >= (low + high) / 2).astype("int64")
         captions = [
             captions_by_class[y][z][t] for y, z, t in zip(labels, large, template)
         ]

@@ -135,6 +135,13 @@ def read_vqa(
             "`image_file_pattern` must use {image_id} and may use {data_subtype}. "
             f"Received: {image_file_pattern!r}"
         )
+    try:
+        image_file_pattern.format(image_id=1, data_subtype="val2014")
+    except (ValueError, IndexError, KeyError) as e:
+        raise ValueError(
+            f"`image_file_pattern` cannot be formatted with an integer image_id: {e}. "
+            f"Received: {image_file_pattern!r}"
+        ) from None
     root = check_dir(image_dir, "image_dir")
     data = read_json(questions_file, "questions_file")
     source = str(questions_file)
