@@ -57,8 +57,9 @@ class ContrastiveLogits(keras.layers.Layer):
     Example:
 
     >>> import numpy as np
+    >>> from keras import ops
     >>> head = ContrastiveLogits()
-    >>> z = head(np.eye(3, 4), np.eye(2, 4))
+    >>> z = ops.convert_to_numpy(head(np.eye(3, 4), np.eye(2, 4)))
     >>> tuple(z.shape), round(float(z[0, 0]), 3)
     ((3, 2), 14.286)
 

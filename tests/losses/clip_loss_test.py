@@ -5,7 +5,7 @@ from keras import ops
 
 from keras_mm.losses import CLIPLoss, clip_loss
 from keras_mm.testing import TestCase
-from tests.losses.gradients import value_and_grad
+from tests.losses.backend_utils import value_and_grad
 
 
 def log_softmax(z, axis):

@@ -5,7 +5,7 @@ from keras import ops
 
 from keras_mm.losses import SigLIPLoss, siglip_loss
 from keras_mm.testing import TestCase
-from tests.losses.gradients import value_and_grad
+from tests.losses.backend_utils import value_and_grad
 
 
 def oracle(z, pos=None):
