@@ -39,7 +39,8 @@ test: lint
 	@failed=""; \
 	for backend in $(BACKENDS); do \
 		echo "=== KERAS_BACKEND=$$backend ==="; \
-		KERAS_BACKEND=$$backend $(BIN)/python -m pytest -q -p no:cacheprovider tests \
+		threads=""; [ "$$backend" = torch ] && threads="OMP_NUM_THREADS=1"; \
+		env $$threads KERAS_BACKEND=$$backend $(BIN)/python -m pytest -q -p no:cacheprovider tests \
 			|| failed="$$failed $$backend"; \
 	done; \
 	if [ -n "$$failed" ]; then echo "FAILED backends:$$failed"; exit 1; fi; \

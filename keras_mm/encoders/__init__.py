@@ -1,1 +1,19 @@
-"""keras_mm.encoders."""
+"""Small modality encoders (image, text, audio, action) and a keras-hub adapter.
+
+Each encoder is a functional `keras.Model` with a pooled `(batch, hidden_dim)`
+output by default (`output_mode="sequence"` or `"both"` for token features).
+"""
+
+from keras_mm.encoders.action_encoder import ActionEncoder
+from keras_mm.encoders.audio_encoder import AudioEncoder
+from keras_mm.encoders.hub_encoder import HubEncoder
+from keras_mm.encoders.image_encoder import ImageEncoder
+from keras_mm.encoders.text_encoder import TextEncoder
+
+__all__ = [
+    "ActionEncoder",
+    "AudioEncoder",
+    "HubEncoder",
+    "ImageEncoder",
+    "TextEncoder",
+]

@@ -217,6 +217,8 @@ class AudioEncoder(BaseEncoder):
         self.activation = activation_config
         self.layer_norm_epsilon = layer_norm_epsilon
 
+    _input_key = "audio"
+
     def _check_inputs(self, inputs):
         name = self.__class__.__name__
         if isinstance(inputs, dict):

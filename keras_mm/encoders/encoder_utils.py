@@ -130,8 +130,20 @@ class BaseEncoder(keras.Model):
     outputs=...)`, then assign attributes, and implement `_check_inputs`.
     """
 
+    # Subclasses set the key of their single tensor input, if they have one.
+    _input_key = None
+
     def _check_inputs(self, inputs):
         return inputs
+
+    def _input_shape_struct(self, input_shape):
+        """Map a shape given in the call convention to the graph's input shapes."""
+        if isinstance(input_shape, dict) and self._input_key in input_shape:
+            return tuple(input_shape[self._input_key])
+        return input_shape
+
+    def compute_output_shape(self, input_shape):
+        return super().compute_output_shape(self._input_shape_struct(input_shape))
 
     def __call__(self, inputs, *args, **kwargs):
         return super().__call__(self._check_inputs(inputs), *args, **kwargs)

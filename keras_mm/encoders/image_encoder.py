@@ -210,6 +210,8 @@ class ImageEncoder(BaseEncoder):
         self.layer_norm_epsilon = layer_norm_epsilon
         self.num_tokens = num_patches + int(use_class_token)
 
+    _input_key = "images"
+
     def _check_inputs(self, inputs):
         name = self.__class__.__name__
         if isinstance(inputs, dict):

@@ -182,6 +182,9 @@ class TextEncoder(BaseEncoder):
             self.max_sequence_length,
         )
 
+    def _input_shape_struct(self, input_shape):
+        return text_input_shapes(input_shape)
+
     def get_config(self):
         config = super().get_config()
         config.update(
@@ -202,6 +205,14 @@ class TextEncoder(BaseEncoder):
             }
         )
         return config
+
+
+def text_input_shapes(input_shape):
+    """`{"token_ids", "padding_mask"}` shapes from a token-id shape or a dict."""
+    if isinstance(input_shape, dict):
+        input_shape = input_shape["token_ids"]
+    shape = tuple(input_shape)
+    return {"token_ids": shape, "padding_mask": shape}
 
 
 def check_text_inputs(name, inputs, pad_token_id, max_sequence_length=None):

@@ -12,6 +12,10 @@ from keras_mm.losses.soft_orthogonal_alignment_loss import (
     SoftOrthogonalAlignmentLoss,
     soft_orthogonal_alignment_loss,
 )
+from keras_mm.losses.tiled_contrastive_loss import (
+    clip_loss_from_embeddings,
+    siglip_loss_from_embeddings,
+)
 
 __all__ = [
     "CLIPLoss",
@@ -21,9 +25,11 @@ __all__ = [
     "SigLIPLoss",
     "SoftOrthogonalAlignmentLoss",
     "clip_loss",
+    "clip_loss_from_embeddings",
     "deep_cca_loss",
     "distillation_loss",
     "orthogonal_alignment_loss",
     "siglip_loss",
+    "siglip_loss_from_embeddings",
     "soft_orthogonal_alignment_loss",
 ]

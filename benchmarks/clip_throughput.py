@@ -1,0 +1,237 @@
+"""Training throughput: keras_mm CLIP vs keras-hub CLIPBackbone (vs open_clip).
+
+Run by hand (not in CI), once per backend:
+
+    KERAS_BACKEND=jax python benchmarks/clip_throughput.py
+    KERAS_BACKEND=torch python benchmarks/clip_throughput.py --open-clip
+
+Identical configuration for every model (issue 7): ViT 32 px, patch 8, width 128,
+2 layers, 4 heads, MLP 512; text context 16, vocab 1,000, width 128, 2 layers,
+4 heads, MLP 512; embed 64; batch 64; AdamW (lr 1e-4); the same loss
+(`keras_mm.losses.clip_loss` on the scaled logits; open_clip's own `ClipLoss`,
+which is the same equation). Parameter counts are printed to show the sizes
+match. Throughput is samples/s over `--steps` timed steps after `--warmup`
+steps (the first includes compilation). keras models train with `fit`.
+"""
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+CFG = dict(
+    image=32, patch=8, width=128, layers=2, heads=4, mlp=512, context=16, vocab=1000
+)
+EMBED, BATCH = 64, 64
+
+
+def data(steps):
+    rng = np.random.default_rng(0)
+    n = BATCH * steps
+    images = rng.uniform(size=(n, CFG["image"], CFG["image"], 3)).astype("float32")
+    tokens = rng.integers(1, CFG["vocab"], size=(n, CFG["context"])).astype("int32")
+    return images, tokens
+
+
+def keras_mm_clip():
+    from keras_mm.encoders import ImageEncoder, TextEncoder
+    from keras_mm.models import CLIP
+
+    image = ImageEncoder(
+        image_shape=(CFG["image"], CFG["image"], 3),
+        patch_size=CFG["patch"],
+        hidden_dim=CFG["width"],
+        num_layers=CFG["layers"],
+        num_heads=CFG["heads"],
+        intermediate_dim=CFG["mlp"],
+    )
+    text = TextEncoder(
+        vocabulary_size=CFG["vocab"],
+        max_sequence_length=CFG["context"],
+        hidden_dim=CFG["width"],
+        num_layers=CFG["layers"],
+        num_heads=CFG["heads"],
+        intermediate_dim=CFG["mlp"],
+    )
+    return CLIP(image, text, embed_dim=EMBED, loss="clip")
+
+
+def keras_hub_clip():
+    import keras
+    import keras_hub
+
+    from keras_mm.losses import clip_loss
+
+    vision = keras_hub.models.CLIPVisionEncoder(
+        patch_size=CFG["patch"],
+        hidden_dim=CFG["width"],
+        num_layers=CFG["layers"],
+        num_heads=CFG["heads"],
+        intermediate_dim=CFG["mlp"],
+        image_shape=(CFG["image"], CFG["image"], 3),
+    )
+    text = keras_hub.models.CLIPTextEncoder(
+        vocabulary_size=CFG["vocab"],
+        embedding_dim=CFG["width"],
+        hidden_dim=CFG["width"],
+        num_layers=CFG["layers"],
+        num_heads=CFG["heads"],
+        intermediate_dim=CFG["mlp"],
+        max_sequence_length=CFG["context"],
+    )
+    backbone = keras_hub.models.CLIPBackbone(vision, text, projection_dim=EMBED)
+
+    class HubCLIP(keras.Model):
+        """CLIPBackbone trained with keras_mm's clip_loss on its logits."""
+
+        def __init__(self):
+            inputs = dict(backbone.input)
+            outputs = backbone(inputs)["vision_logits"]
+            super().__init__(inputs, outputs)
+
+        def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, **kw):
+            return clip_loss(y_pred)
+
+    return HubCLIP(), backbone
+
+
+def time_keras(model, inputs, args):
+    import keras
+
+    model.compile(optimizer=keras.optimizers.AdamW(1e-4))
+    marks = []
+
+    class Clock(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            marks.append(time.perf_counter())
+
+    model.fit(
+        inputs,
+        batch_size=BATCH,
+        epochs=1,
+        shuffle=False,
+        verbose=0,
+        callbacks=[Clock()],
+    )
+    timed = marks[args.warmup - 1 :]
+    return BATCH * (len(timed) - 1) / (timed[-1] - timed[0])
+
+
+def time_open_clip(images, tokens, args):
+    import types
+
+    class _Any:  # open_clip imports torchvision only for transforms/utils
+        def __init__(self, *a, **k):
+            pass
+
+        def __getattr__(self, name):
+            return _Any()
+
+        def __call__(self, *a, **k):
+            return _Any()
+
+        def __mro_entries__(self, bases):  # `class X(torchvision.Thing)`
+            return (object,)
+
+    names = (
+        "torchvision",
+        "torchvision.transforms",
+        "torchvision.transforms.functional",
+        "torchvision.ops",
+        "torchvision.ops.misc",
+    )
+    for name in names:
+        module = types.ModuleType(name)
+        module.__getattr__ = lambda attr: _Any()
+        sys.modules.setdefault(name, module)
+    for name in names[1:]:  # `import a.b.c as F` looks up attributes
+        parent, child = name.rsplit(".", 1)
+        setattr(sys.modules[parent], child, sys.modules[name])
+    sys.modules.setdefault("transformers", None)  # open_clip's HF towers: unused
+    import open_clip
+    import torch
+    from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
+
+    vision = CLIPVisionCfg(
+        layers=CFG["layers"],
+        width=CFG["width"],
+        head_width=CFG["width"] // CFG["heads"],
+        mlp_ratio=CFG["mlp"] / CFG["width"],
+        patch_size=CFG["patch"],
+        image_size=CFG["image"],
+    )
+    text = CLIPTextCfg(
+        context_length=CFG["context"],
+        vocab_size=CFG["vocab"],
+        width=CFG["width"],
+        heads=CFG["heads"],
+        layers=CFG["layers"],
+        mlp_ratio=CFG["mlp"] / CFG["width"],
+    )
+    model = CLIP(EMBED, vision, text, output_dict=True)
+    loss_fn = open_clip.ClipLoss()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    params = sum(p.numel() for p in model.parameters())
+    im = torch.tensor(images).permute(0, 3, 1, 2).contiguous()
+    tk = torch.tensor(tokens).long()
+    marks = []
+    for i in range(args.warmup + args.steps):
+        sl = slice(i * BATCH, (i + 1) * BATCH)
+        out = model(im[sl], tk[sl])
+        loss = loss_fn(out["image_features"], out["text_features"], out["logit_scale"])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        marks.append(time.perf_counter())
+    timed = marks[args.warmup - 1 :]
+    return params, BATCH * (len(timed) - 1) / (timed[-1] - timed[0])
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--open-clip", action="store_true")
+    args = p.parse_args()
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "torch":
+        import torch
+
+        print(f"torch threads: {torch.get_num_threads()}")
+    images, tokens = data(args.warmup + args.steps)
+
+    mm = keras_mm_clip()
+    mm_inputs = {
+        "images": images,
+        "token_ids": tokens,
+        "padding_mask": np.ones_like(tokens, "bool"),
+    }
+    mm_inputs = {k: v for k, v in mm_inputs.items() if k in mm.input}
+    hub, backbone = keras_hub_clip()
+    hub_inputs = {"images": images, "token_ids": tokens}
+    rows = [("keras_mm CLIP", mm.count_params(), time_keras(mm, mm_inputs, args))]
+    rows.append(
+        (
+            "keras-hub CLIPBackbone",
+            backbone.count_params(),
+            time_keras(hub, hub_inputs, args),
+        )
+    )
+    if args.open_clip and backend == "torch":
+        rows.append(("open_clip CLIP", *time_open_clip(images, tokens, args)))
+    print(f"\nbackend={backend} batch={BATCH} steps={args.steps}")
+    print("| model | params | samples/s | keras_mm / model |")
+    print("|---|---|---|---|")
+    for name, params, speed in rows:
+        print(f"| {name} | {params:,} | {speed:.1f} | {rows[0][2] / speed:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
