@@ -1,6 +1,15 @@
 """keras_mm: multimodal models for Keras 3 on TensorFlow, JAX and PyTorch."""
 
-from keras_mm import data, encoders, layers, losses, metrics, models, testing
+from keras_mm import (
+    data,
+    encoders,
+    layers,
+    losses,
+    metrics,
+    models,
+    pretrained,
+    testing,
+)
 from keras_mm.version import __version__
 
 __all__ = [
@@ -11,5 +20,6 @@ __all__ = [
     "losses",
     "metrics",
     "models",
+    "pretrained",
     "testing",
 ]

@@ -8,7 +8,15 @@ import keras
 import keras_mm
 from keras_mm.api_export import PUBLIC_API, is_serializable
 
-SUBPACKAGES = ["data", "encoders", "layers", "losses", "metrics", "models"]
+SUBPACKAGES = [
+    "data",
+    "encoders",
+    "layers",
+    "losses",
+    "metrics",
+    "models",
+    "pretrained",
+]
 
 
 def _resolve(path):

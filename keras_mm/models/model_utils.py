@@ -75,9 +75,7 @@ def text_inputs(encoder, arg="text_encoder"):
             f"`{arg}` must take a `token_ids` input (a tensor or a dict with a "
             f"'token_ids' key). Received: {arg} input keys {sorted(struct)}"
         )
-    return {
-        k: _spec(v, k) for k, v in struct.items() if k not in _DERIVABLE_TEXT_KEYS
-    }
+    return {k: _spec(v, k) for k, v in struct.items() if k not in _DERIVABLE_TEXT_KEYS}
 
 
 def call_text_encoder(encoder, inputs):
@@ -158,7 +156,9 @@ def check_choice(arg, value, choices):
 
 def check_positive_int(arg, value):
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"`{arg}` must be a positive integer. Received: {arg}={value!r}")
+        raise ValueError(
+            f"`{arg}` must be a positive integer. Received: {arg}={value!r}"
+        )
 
 
 def check_non_negative(arg, value):
@@ -182,11 +182,14 @@ def serialize_fusion(fusion):
     return fusion if isinstance(fusion, str) else keras.layers.serialize(fusion)
 
 
-def deserialize_fusion(fusion):
-    return fusion if isinstance(fusion, str) else keras.layers.deserialize(fusion)
+def normalize(x, dtype=None, epsilon=1e-6):
+    """L2-normalise in float32, `x / max(||x||, epsilon)`, cast back to `dtype`.
 
-
-def normalize(x, dtype=None):
-    """L2-normalise in float32 with an epsilon, cast back to `dtype`."""
-    y = ops.normalize(ops.cast(x, "float32"), axis=-1, epsilon=1e-6)
+    Written as `x * rsqrt(max(||x||^2, epsilon^2))` so that the gradient is
+    finite at `x = 0` (`ops.normalize` clamps after `rsqrt`, and its gradient
+    at an exactly-zero vector is NaN).
+    """
+    x32 = ops.cast(x, "float32")
+    square_sum = ops.sum(ops.square(x32), axis=-1, keepdims=True)
+    y = x32 * ops.rsqrt(ops.maximum(square_sum, epsilon * epsilon))
     return ops.cast(y, dtype or x.dtype)

@@ -1,3 +1,6 @@
+import copy
+import importlib
+
 import keras
 import numpy as np
 from keras import ops
@@ -95,7 +98,9 @@ class MultimodalModel(keras.Model):
         for k in _SAME_SHAPE_AS_TOKENS:
             if k in shapes and "token_ids" in shapes:
                 a, b = shapes["token_ids"], shapes[k]
-                if any(x is not None and y is not None and x != y for x, y in zip(a, b)):
+                if any(
+                    x is not None and y is not None and x != y for x, y in zip(a, b)
+                ):
                     raise ValueError(
                         f"{name}: inputs['{k}'] must have the shape of "
                         f"inputs['token_ids']. Received: token_ids shape={a}, "
@@ -109,6 +114,25 @@ class MultimodalModel(keras.Model):
                 f"{described}"
             )
         return {k: inputs[k] for k in keys}
+
+    def _check_array_inputs(self, x):
+        # Arrays are checked before Keras' data adapter slices them (its own
+        # cardinality check fails on mismatched dict inputs without naming
+        # the key); datasets are checked batch by batch in `__call__`.
+        if isinstance(x, dict) and all(hasattr(v, "shape") for v in x.values()):
+            self._validate_inputs(x)
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        self._check_array_inputs(x)
+        return super().fit(x, y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        self._check_array_inputs(x)
+        return super().evaluate(x, y, *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        self._check_array_inputs(x)
+        return super().predict(x, *args, **kwargs)
 
     def __call__(self, inputs, *args, **kwargs):
         return super().__call__(self._validate_inputs(inputs), *args, **kwargs)
@@ -133,6 +157,16 @@ class MultimodalModel(keras.Model):
                     "the loss weights in the constructor."
                 )
         super().compile(optimizer=optimizer, **kwargs)
+
+    def compile_from_config(self, config):
+        # Keras skips (with a warning) models whose `compile` is overridden; ours
+        # only refuses `loss`, so a loaded `.keras` file comes back compiled.
+        config = keras.saving.deserialize_keras_object(config)
+        config.pop("loss", None)
+        config.pop("loss_weights", None)
+        self.compile(**config)
+        if getattr(self, "optimizer", None) is not None and self.built:
+            self.optimizer.build(self.trainable_variables)
 
     def loss_terms(self, x, y=None, y_pred=None, training=False):
         """Return a dict of float32 scalar losses with the total under `"loss"`."""
@@ -166,6 +200,36 @@ class MultimodalModel(keras.Model):
         terms = self.loss_terms(x, y=y, y_pred=y_pred, training=False)
         return {k: float(ops.convert_to_numpy(v)) for k, v in terms.items()}
 
+    def submodel(self, input_keys, output_key):
+        """A new `keras.Model` from some inputs to one output, sharing layers.
+
+        E.g. `submodel(["token_ids", "padding_mask"], "text_embeddings")` is the
+        text tower. Raises if the output needs an input that is not listed.
+        """
+        unknown = [k for k in input_keys if k not in self._inputs_struct]
+        if unknown or output_key not in self._outputs_struct:
+            raise ValueError(
+                f"{self.__class__.__name__}: unknown input key(s) {unknown} or "
+                f"output {output_key!r}. Inputs: {list(self._inputs_struct)}; "
+                f"outputs: {list(self._outputs_struct)}"
+            )
+        inputs = {k: self._inputs_struct[k] for k in input_keys}
+        if len(inputs) == 1:  # a single tensor in, like the encoders
+            inputs = next(iter(inputs.values()))
+        return keras.Model(
+            inputs, self._outputs_struct[output_key], name=f"{self.name}_{output_key}"
+        )
+
+    def encode(self, inputs, output_key, batch_size=256):
+        """One output computed from only the inputs it needs, as NumPy.
+
+        E.g. `encode({"token_ids": t, "padding_mask": m}, "text_embeddings")`.
+        """
+        model = self.submodel(list(inputs), output_key)
+        if len(inputs) == 1:
+            inputs = next(iter(inputs.values()))
+        return model.predict(inputs, batch_size=batch_size, verbose=0)
+
     # ------------------------------------------------------------------- torch
     def _track_variables(self):
         # Only reached on the torch backend (`TorchLayer._track_variables`).
@@ -188,6 +252,64 @@ class MultimodalModel(keras.Model):
     # ----------------------------------------------------------------- config
     # Constructor arguments holding a layer (or a dict of layers) to deserialize.
     _nested_layer_keys = ()
+    # Named tiny configurations: {name: {"description": str, **constructor args}}
+    # where an encoder is given as {"class_name": "ImageEncoder", "config": {...}}
+    # (a class of `keras_mm.encoders`).
+    presets = {}
+
+    @classmethod
+    def from_preset(cls, name, **overrides):
+        """Build a named tiny configuration with freshly initialised weights.
+
+        These are architectures, not pretrained checkpoints: nothing is
+        downloaded. `overrides` replace constructor arguments; a dict given for
+        an encoder argument updates that encoder's config (e.g.
+        `text_encoder={"vocabulary_size": 40}`).
+
+        Args:
+            name: str. One of `cls.presets`.
+            **overrides: constructor arguments to change.
+        """
+        if name not in cls.presets:
+            raise ValueError(
+                f"Unknown {cls.__name__} preset {name!r}. Available presets: "
+                f"{sorted(cls.presets)}"
+            )
+        config = copy.deepcopy(cls.presets[name])
+        config.pop("description", None)
+        for key, value in overrides.items():
+            spec = config.get(key)
+            if (
+                isinstance(spec, dict)
+                and "class_name" in spec
+                and isinstance(value, dict)
+            ):
+                spec["config"].update(value)
+            elif (
+                isinstance(spec, dict)
+                and isinstance(value, dict)
+                and all(
+                    isinstance(v, dict) and "class_name" in v for v in spec.values()
+                )
+            ):
+                for k, v in value.items():
+                    spec[k]["config"].update(v)
+            else:
+                config[key] = value
+        encoders = importlib.import_module("keras_mm.encoders")
+
+        def build(spec):
+            if isinstance(spec, dict) and "class_name" in spec:
+                return getattr(encoders, spec["class_name"])(**spec["config"])
+            return spec
+
+        for key in cls._nested_layer_keys:
+            value = config.get(key)
+            if isinstance(value, dict) and "class_name" not in value:
+                config[key] = {k: build(v) for k, v in value.items()}
+            else:
+                config[key] = build(value)
+        return cls(**config)
 
     def get_config(self):
         # Not chained: a functional model's config is a graph, not constructor
@@ -200,7 +322,7 @@ class MultimodalModel(keras.Model):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        config = dict(config)
+        config = copy.deepcopy(config)  # deserialization may consume nested dicts
         for key in cls._nested_layer_keys:
             value = config.get(key)
             if isinstance(value, dict) and "class_name" in value:

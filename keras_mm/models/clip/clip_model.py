@@ -5,6 +5,7 @@ from keras import ops
 from keras_mm.api_export import keras_mm_export
 from keras_mm.layers import ContrastiveLogits, ProjectionHead
 from keras_mm.losses import clip_loss, siglip_loss
+from keras_mm.models.clip.clip_presets import clip_presets
 from keras_mm.models.model_utils import (
     call_text_encoder,
     check_choice,
@@ -38,7 +39,9 @@ def contrastive_head(loss, init_scale, max_scale, dtype, name):
 
 
 def contrastive_loss(loss, logits, labels=None):
-    return siglip_loss(logits, labels) if loss == "siglip" else clip_loss(logits, labels)
+    return (
+        siglip_loss(logits, labels) if loss == "siglip" else clip_loss(logits, labels)
+    )
 
 
 @keras_mm_export("keras_mm.models.CLIP")
@@ -101,6 +104,7 @@ class CLIP(MultimodalModel):
     """
 
     _nested_layer_keys = ("image_encoder", "text_encoder")
+    presets = clip_presets
 
     def __init__(
         self,
@@ -123,11 +127,15 @@ class CLIP(MultimodalModel):
 
         # === Layers ===
         image_projection = ProjectionHead(
-            embed_dim, hidden_dim=projection_hidden_dim, dtype=dtype,
+            embed_dim,
+            hidden_dim=projection_hidden_dim,
+            dtype=dtype,
             name="image_projection",
         )
         text_projection = ProjectionHead(
-            embed_dim, hidden_dim=projection_hidden_dim, dtype=dtype,
+            embed_dim,
+            hidden_dim=projection_hidden_dim,
+            dtype=dtype,
             name="text_projection",
         )
 
@@ -182,20 +190,12 @@ class CLIP(MultimodalModel):
         return [k for k in self._inputs_struct if k != "images"]
 
     def image_tower(self):
-        """A new `keras.Model` images -> image embeddings sharing this model's layers."""
-        return keras.Model(
-            self._inputs_struct["images"],
-            self._outputs_struct["image_embeddings"],
-            name=f"{self.name}_image_tower",
-        )
+        """A new `keras.Model` images -> image embeddings (shared layers)."""
+        return self.submodel(["images"], "image_embeddings")
 
     def text_tower(self):
         """A new `keras.Model` text inputs (dict) -> text embeddings (shared layers)."""
-        return keras.Model(
-            {k: self._inputs_struct[k] for k in self.text_input_keys},
-            self._outputs_struct["text_embeddings"],
-            name=f"{self.name}_text_tower",
-        )
+        return self.submodel(self.text_input_keys, "text_embeddings")
 
     def _text_dict(self, text):
         if not isinstance(text, dict):
@@ -283,7 +283,9 @@ class CLIP(MultimodalModel):
             )
         scale = float(ops.convert_to_numpy(self.logits_head.scale))
         tower = self.image_tower()
-        images = keras.Input(tuple(tower.input.shape[1:]), name="images")
+        images = keras.Input(
+            tuple(self._inputs_struct["images"].shape[1:]), name="images"
+        )
         classes = keras.layers.Dense(
             weights.shape[0],
             use_bias=False,
@@ -315,4 +317,3 @@ class CLIP(MultimodalModel):
             }
         )
         return config
-

@@ -68,9 +68,7 @@ class VLPFusionEncoder(keras.layers.Layer):
         for block in self.blocks:
             block.build(query_shape, context_shape)
 
-    def call(
-        self, query, context, query_mask=None, context_mask=None, training=None
-    ):
+    def call(self, query, context, query_mask=None, context_mask=None, training=None):
         x = query
         for block in self.blocks:
             x = block(

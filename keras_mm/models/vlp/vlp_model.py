@@ -16,6 +16,7 @@ from keras_mm.models.model_utils import (
 )
 from keras_mm.models.multimodal_model import MultimodalModel
 from keras_mm.models.vlp.vlp_layers import VLPFusionEncoder
+from keras_mm.models.vlp.vlp_presets import vlp_presets
 
 
 def _masked_mean(x, mask):
@@ -46,6 +47,10 @@ class VLP(MultimodalModel):
 
     `loss = itc_weight * itc_loss + itm_weight * itm_loss`; both terms are
     reported as metrics. The image tokens are linearly mapped to the text width.
+    Optional `y` of `(batch,)` group ids (as ALBEF uses image ids for COCO's
+    several captions per image) marks same-group pairs as positives for ITC and
+    keeps them out of the negatives: without it, a duplicate of the positive in
+    the batch is the likeliest "hard negative" and teaches ITM label noise.
 
     Args:
         image_encoder: `keras.Model` from images to features; a token sequence
@@ -90,6 +95,7 @@ class VLP(MultimodalModel):
     """
 
     _nested_layer_keys = ("image_encoder", "text_encoder", "fusion_encoder")
+    presets = vlp_presets
 
     def __init__(
         self,
@@ -131,7 +137,9 @@ class VLP(MultimodalModel):
         text_sequence = sequence_features(call_text_encoder(text_encoder, text))
         width = text_sequence.shape[-1]
         image_to_fusion = keras.layers.Dense(width, dtype=dtype, name="image_to_fusion")
-        image_projection = ProjectionHead(embed_dim, dtype=dtype, name="image_projection")
+        image_projection = ProjectionHead(
+            embed_dim, dtype=dtype, name="image_projection"
+        )
         text_projection = ProjectionHead(embed_dim, dtype=dtype, name="text_projection")
         itm_head = keras.layers.Dense(2, dtype=dtype, name="itm_head")
 
@@ -177,35 +185,42 @@ class VLP(MultimodalModel):
         self._finish_init()
 
     # ------------------------------------------------------------------ loss
-    def sample_hard_negatives(self, logits):
+    def sample_hard_negatives(self, logits, groups=None):
         """Indices of one hard negative image per text and one text per image.
 
         Args:
             logits: float32 `(B, B)` image-text logits (row = image).
+            groups: optional `(B,)` group ids; pairs of one group (e.g. the
+                captions of one image) are never sampled as negatives.
 
         Returns:
             `(negative_image_for_text, negative_text_for_image)`, two `(B,)`
             int32 tensors sampled with probability `softmax` of the logits with
-            the diagonal (the positive) excluded.
+            the positives (the diagonal, or the same group) excluded.
         """
         logits = ops.stop_gradient(ops.cast(logits, "float32"))
-        eye = ops.eye(ops.shape(logits)[0], dtype="float32")
-        masked = ops.where(eye > 0, -1e9, logits)
+        positive = ops.eye(ops.shape(logits)[0], dtype="float32") > 0
+        if groups is not None:
+            groups = ops.reshape(groups, (-1,))
+            same = ops.expand_dims(groups, 1) == ops.expand_dims(groups, 0)
+            positive = ops.logical_or(positive, same)
+        masked = ops.where(positive, -1e9, logits)
         image_for_text = keras.random.categorical(
             ops.transpose(masked), 1, seed=self.seed_generator
         )[:, 0]
-        text_for_image = keras.random.categorical(
-            masked, 1, seed=self.seed_generator
-        )[:, 0]
+        text_for_image = keras.random.categorical(masked, 1, seed=self.seed_generator)[
+            :, 0
+        ]
         return ops.cast(image_for_text, "int32"), ops.cast(text_for_image, "int32")
 
     def loss_terms(self, x, y=None, y_pred=None, training=False):
+        """ITC + ITM; `y`: None or `(batch,)` group ids (e.g. image ids)."""
         logits = self.logits_head(y_pred["image_embeddings"], y_pred["text_embeddings"])
-        itc = contrastive_loss(self.loss_name, logits)
+        itc = contrastive_loss(self.loss_name, logits, y)
 
         image_tokens, text_tokens = y_pred["image_tokens"], y_pred["text_tokens"]
         mask = x.get("padding_mask")
-        image_idx, text_idx = self.sample_hard_negatives(logits)
+        image_idx, text_idx = self.sample_hard_negatives(logits, y)
         query = ops.concatenate(
             [text_tokens, ops.take(text_tokens, text_idx, axis=0)], axis=0
         )

@@ -1,0 +1,76 @@
+"""Dispatch of the `keras-mm` commands and their error handling.
+
+Errors a user can fix (bad arguments, missing or malformed files, a diverged
+run) print one line on stderr and return a non-zero exit code; set
+`KERAS_MM_DEBUG=1` to get the traceback of a ValueError or OSError instead.
+"""
+
+import logging
+import os
+import sys
+
+from keras_mm.cli.parser import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    UsageError,
+    make_parser,
+)
+
+
+class RunError(Exception):
+    """A command failed for a reason the user can fix; one line, exit code 1."""
+
+    def __init__(self, message, exit_code=EXIT_FAILURE):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _one_line(error):
+    text = " ".join(str(error).split())
+    return text or type(error).__name__
+
+
+def _fail(command, message, code):
+    print(f"keras-mm {command}: error: {message}", file=sys.stderr)
+    return code
+
+
+def run(argv):
+    """Parse `argv` and run the command in this process; return the exit code."""
+    # TensorFlow's Python warnings (e.g. tf.function retracing in `predict` of
+    # new tower models) are noise here; errors still show.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    parser = make_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+    command = args.command
+    try:
+        if command == "train":
+            from keras_mm.cli.training import train
+
+            return train(args)
+        if command == "evaluate":
+            from keras_mm.cli.evaluation import evaluate
+
+            return evaluate(args)
+        from keras_mm.cli.exporting import export
+
+        return export(args)
+    except UsageError as error:
+        return _fail(command, _one_line(error), EXIT_USAGE)
+    except RunError as error:
+        return _fail(command, _one_line(error), error.exit_code)
+    except (ValueError, OSError) as error:
+        # Readers and models raise ValueError naming the file, record or argument.
+        if os.environ.get("KERAS_MM_DEBUG"):
+            raise
+        return _fail(command, _one_line(error), EXIT_FAILURE)
+    except KeyboardInterrupt:
+        return _fail(
+            command,
+            "interrupted; `keras-mm train --resume` continues from the last checkpoint",
+            EXIT_INTERRUPTED,
+        )

@@ -1,0 +1,174 @@
+"""`keras-mm evaluate`: zero-shot and retrieval metrics on the test split."""
+
+import os
+
+import keras
+import numpy as np
+
+from keras_mm.cli.app import RunError
+from keras_mm.cli.checkpoints import (
+    EMBEDDINGS_PNG,
+    METRICS,
+    MODEL,
+    RUN_CONFIG,
+    SIMILARITY_PNG,
+    VOCABULARY,
+    RunDir,
+)
+from keras_mm.cli.data import SHAPES, TEXT_KEYS, load_dataset
+from keras_mm.cli.parser import UsageError
+from keras_mm.metrics import retrieval_metrics, zero_shot_accuracy
+
+KS = (1, 5, 10)
+
+
+def load_run(path):
+    """`(run, config, model)` of a trained run directory."""
+    run = RunDir(path)
+    if not os.path.isdir(run.path):
+        raise RunError(f"run directory {run.path!r} does not exist")
+    if not run.exists():
+        raise RunError(f"{run.path!r} holds no run ({RUN_CONFIG} missing)")
+    if not os.path.isfile(run.file(MODEL)):
+        raise RunError(
+            f"{run.path!r} has no trained model ({MODEL} missing): finish training "
+            f"first (keras-mm train --output {run.path} --resume)"
+        )
+    return run, run.config()
+
+
+def class_level_recall(similarity, query_labels, item_labels, ks=KS):
+    """Recall@K where any item of the query's class counts as a match.
+
+    Ties count against the query, as in `keras_mm.metrics.retrieval_metrics`.
+    """
+    positive = query_labels[:, None] == item_labels[None, :]
+    best = np.max(np.where(positive, similarity, -np.inf), axis=1)
+    ranks = 1 + np.sum((similarity >= best[:, None]) & ~positive, axis=1)
+    return {k: float(np.mean(ranks <= k)) for k in ks}
+
+
+def compute_metrics(model, data, batch_size):
+    """Metrics (dict of floats) and the embeddings the plots use."""
+    test = data["test"]
+    images = model.encode_image(test["images"], batch_size=batch_size)
+    texts = model.encode_text(
+        {k: test[k] for k in TEXT_KEYS}, batch_size=batch_size
+    ).astype("float32")
+    similarity = images @ texts.T
+    metrics = {
+        "test_images": int(len(images)),
+        "test_captions": int(len(texts)),
+    }
+    metrics.update(retrieval_metrics(similarity, test["caption_image_index"], ks=KS))
+    labels = test["labels"]
+    if data["class_prompts"] is not None:
+        weights = model.build_zero_shot_weights(
+            data["class_prompts"], batch_size=batch_size
+        )
+        metrics["num_classes"] = int(len(weights))
+        zs = zero_shot_accuracy(images @ weights.T, labels, ks=(1, 5))
+        metrics["zero_shot_top1"], metrics["zero_shot_top5"] = zs["top1"], zs["top5"]
+        caption_labels = labels[test["caption_image_index"]]
+        for name, sim, q, t in (
+            ("image_to_text", similarity, labels, caption_labels),
+            ("text_to_image", similarity.T, caption_labels, labels),
+        ):
+            for k, value in class_level_recall(sim, q, t).items():
+                metrics[f"{name}_class_r{k}"] = value
+        held = data.get("compositional")
+        if held is not None and len(held["labels"]):
+            held_images = model.encode_image(held["images"], batch_size=batch_size)
+            zs = zero_shot_accuracy(held_images @ weights.T, held["labels"], ks=(1,))
+            metrics["compositional_zero_shot_top1"] = zs["top1"]
+    return metrics, {"images": images, "texts": texts, "similarity": similarity}
+
+
+def _rows(metrics):
+    pct = "{:.1%}".format
+    rows = []
+    if "zero_shot_top1" in metrics:
+        n = metrics["num_classes"]
+        rows += [
+            (f"zero-shot top-1 ({n} classes)", pct(metrics["zero_shot_top1"])),
+            ("zero-shot top-5", pct(metrics["zero_shot_top5"])),
+        ]
+        if "compositional_zero_shot_top1" in metrics:
+            rows.append(
+                (
+                    "zero-shot top-1, held-out combos",
+                    pct(metrics["compositional_zero_shot_top1"]),
+                )
+            )
+    else:
+        rows.append(("zero-shot", "n/a (no classes)"))
+    for name, label in (
+        ("image_to_text", "image->text"),
+        ("text_to_image", "text->image"),
+    ):
+        for k in KS:
+            rows.append((f"{label} R@{k}", pct(metrics[f"{name}_r{k}"])))
+    for name, label in (
+        ("image_to_text", "image->text"),
+        ("text_to_image", "text->image"),
+    ):
+        if f"{name}_class_r1" in metrics:
+            rows.append((f"{label} R@1, same class", pct(metrics[f"{name}_class_r1"])))
+    return rows
+
+
+def format_table(metrics, title):
+    rows = _rows(metrics)
+    width = max(len(name) for name, _ in rows)
+    value_width = max(len(value) for _, value in rows)
+    rule = "-" * (width + value_width + 3)
+    lines = [title, rule]
+    lines += [f"{name:<{width}}   {value:>{value_width}}" for name, value in rows]
+    lines.append(rule)
+    return "\n".join(lines)
+
+
+def evaluate(args):
+    run, config = load_run(args.run)
+    keras.backend.clear_session()
+    spec = config["dataset"]
+    vocabulary = None if spec["kind"] == SHAPES else run.read_json(VOCABULARY)
+    data = load_dataset(spec, vocabulary)
+    model = keras.saving.load_model(run.file(MODEL), compile=False)
+    metrics, embeddings = compute_metrics(model, data, args.batch_size)
+    metrics["backend"] = keras.backend.backend()
+    run.write_json(METRICS, metrics)
+    name = "shapes" if spec["kind"] == SHAPES else os.path.basename(spec["path"])
+    title = (
+        f"{config['family']} on {name}, test split: {metrics['test_images']} "
+        f"images, {metrics['test_captions']} captions "
+        f"(backend {keras.backend.backend()})"
+    )
+    print(format_table(metrics, title))
+    print(f"Wrote {run.file(METRICS)}")
+    if not args.no_plots:
+        from keras_mm.cli.plots import write_plots
+
+        written = write_plots(
+            data["test"],
+            embeddings,
+            data.get("class_names"),
+            run.file(SIMILARITY_PNG),
+            run.file(EMBEDDINGS_PNG),
+        )
+        for path in written:
+            print(f"Wrote {path}")
+    return _check_thresholds(metrics, args.fail_under)
+
+
+def _check_thresholds(metrics, thresholds):
+    failed = []
+    for name, minimum in thresholds:
+        if name not in metrics:
+            known = ", ".join(k for k, v in metrics.items() if isinstance(v, float))
+            raise UsageError(f"--fail-under: unknown metric {name!r} (one of {known})")
+        if metrics[name] < minimum:
+            failed.append(f"{name} = {metrics[name]:.4f} < {minimum}")
+    if failed:
+        raise RunError("below the required minimum: " + "; ".join(failed))
+    return 0

@@ -1,0 +1,47 @@
+"""`keras-mm export`: the trained model as a TensorFlow SavedModel."""
+
+import os
+import shutil
+
+import keras
+
+from keras_mm.cli.checkpoints import MODEL, SAVED_MODEL
+from keras_mm.cli.evaluation import load_run
+from keras_mm.cli.parser import UsageError
+from keras_mm.export import export_saved_model
+
+
+def _prepare_output(path, overwrite):
+    if not os.path.lexists(path):
+        return
+    is_saved_model = os.path.isfile(os.path.join(path, "saved_model.pb"))
+    if os.path.isdir(path) and not os.listdir(path):
+        os.rmdir(path)
+    elif not overwrite:
+        raise UsageError(f"{path!r} already exists; pass --overwrite to replace it")
+    elif is_saved_model:
+        shutil.rmtree(path)
+    else:
+        raise UsageError(
+            f"{path!r} exists and is not a SavedModel; refusing to replace it"
+        )
+
+
+def export(args):
+    run, config = load_run(args.run)
+    output = args.output or run.file(SAVED_MODEL)
+    _prepare_output(output, args.overwrite)
+    length = config["dataset"]["sequence_length"]
+    # The `.keras` path, not a loaded model: on torch the export then loads it
+    # under TensorFlow only, in a subprocess.
+    endpoints = export_saved_model(run.file(MODEL), output, sequence_length=length)
+    print(
+        f"Exported {run.file(MODEL)} to {output} (backend "
+        f"{keras.backend.backend()}); endpoints: {', '.join(endpoints)}"
+    )
+    print(
+        "Serve it with TensorFlow Serving, load it with tf.saved_model.load, or "
+        "try:\n  saved_model_cli show --dir "
+        f"{output} --tag_set serve --signature_def encode_image"
+    )
+    return 0

@@ -1,0 +1,331 @@
+"""Export a keras_mm model as a TensorFlow SavedModel with serving endpoints.
+
+Run as a module (`python -m keras_mm.export.saved_model MODEL.keras OUT_DIR`) it
+loads a `.keras` file and exports it under whatever backend `KERAS_BACKEND`
+names; `export_saved_model` uses that on torch, where `ExportArchive` cannot
+trace through `torch.export` (Keras 3.15, torch 2.13).
+"""
+
+import argparse
+import inspect
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import warnings
+
+import keras
+
+from keras_mm.api_export import keras_mm_export
+
+# Backends whose `ExportArchive` writes a SavedModel in-process (JAX via jax2tf).
+DIRECT_BACKENDS = ("tensorflow", "jax")
+# The backend the subprocess exports with when the current one cannot.
+FALLBACK_BACKEND = "tensorflow"
+
+
+def _named_inputs(struct, default_name):
+    """`{name: KerasTensor}` of a model input structure (a dict or one tensor)."""
+    if isinstance(struct, dict):
+        return dict(struct)
+    if isinstance(struct, (list, tuple)) and len(struct) == 1:
+        struct = struct[0]
+    if isinstance(struct, (list, tuple)):
+        raise ValueError(
+            "`model` must take a dict of inputs or a single tensor to be exported. "
+            f"Received: a list of {len(struct)} inputs"
+        )
+    return {default_name: struct}
+
+
+def _input_specs(named, sequence_length=None):
+    """Named `keras.InputSpec`s with a free batch dimension.
+
+    Other unknown dimensions (the token axis) become `sequence_length` when given.
+    The spec names become the input names of the SavedModel signatures.
+    """
+    specs = []
+    for name, tensor in named.items():
+        dims = tuple(
+            sequence_length if d is None and sequence_length else d
+            for d in tensor.shape[1:]
+        )
+        specs.append(
+            keras.InputSpec(shape=(None,) + dims, dtype=str(tensor.dtype), name=name)
+        )
+    return specs
+
+
+def _endpoint(fn, named, as_dict, sequence_length):
+    """A function of one positional argument per input, with its signature.
+
+    `fn` takes the inputs as a dict (`as_dict`) or as the single tensor.
+    """
+    names = list(named)
+
+    def endpoint(*args):
+        if as_dict:
+            return fn(dict(zip(names, args)))
+        return fn(args[0])
+
+    endpoint.__signature__ = inspect.Signature(
+        [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names]
+    )
+    return endpoint, _input_specs(named, sequence_length)
+
+
+def _model_endpoint(model, output_name, input_name, sequence_length):
+    """The endpoint of a functional model: its inputs -> a dict of its outputs.
+
+    A single-tensor input is named `input_name`; a single output `output_name`.
+    """
+    struct = _inputs_struct(model)
+
+    def call(inputs):
+        outputs = model(inputs, training=False)
+        return outputs if isinstance(outputs, dict) else {output_name: outputs}
+
+    named = _named_inputs(struct, input_name)
+    return _endpoint(call, named, isinstance(struct, dict), sequence_length)
+
+
+def _inputs_struct(model):
+    struct = getattr(model, "_inputs_struct", None)
+    if struct is None:
+        raise ValueError(
+            "`model` must be a functional keras_mm model (built on `keras.Input`) "
+            "so that its input signature is known. Received: "
+            f"{model.__class__.__name__}"
+        )
+    return struct
+
+
+def _has_free_dims(struct):
+    dims = [d for t in keras.tree.flatten(struct) for d in tuple(t.shape)[1:]]
+    return any(d is None for d in dims)
+
+
+def _default_sequence_length(model):
+    """The text encoder's `max_sequence_length`, if the model has one."""
+    encoder = getattr(model, "text_encoder", None)
+    length = getattr(encoder, "max_sequence_length", None)
+    return length if isinstance(length, int) else None
+
+
+@keras_mm_export("keras_mm.export.serving_endpoints")
+def serving_endpoints(model, sequence_length=None):
+    """The endpoints `export_saved_model` writes: name -> (fn, input specs).
+
+    Each fn takes one positional argument per input, in the order and with the
+    names of the specs.
+
+    - `"serve"`: the whole model, its dict inputs to its dict outputs.
+    - `"encode_image"`: `images` -> `{"image_embeddings"}`, when the model has
+      an `image_tower()` (CLIP).
+    - `"encode_text"`: the text inputs (`token_ids`, `padding_mask`, ...) ->
+      `{"text_embeddings"}`, when the model has a `text_tower()`.
+    """
+    endpoints = {"serve": _model_endpoint(model, "outputs", "inputs", sequence_length)}
+    if hasattr(model, "image_tower"):
+        endpoints["encode_image"] = _model_endpoint(
+            model.image_tower(), "image_embeddings", "images", sequence_length
+        )
+    if hasattr(model, "text_tower"):
+        endpoints["encode_text"] = _model_endpoint(
+            model.text_tower(), "text_embeddings", "token_ids", sequence_length
+        )
+    return endpoints
+
+
+def _export_in_process(model, filepath, sequence_length, verbose):
+    if (
+        keras.backend.backend() == "jax"
+        and sequence_length is None
+        and _has_free_dims(_inputs_struct(model))
+    ):
+        # jax2tf traces free dimensions symbolically, and input checks that read
+        # the token axis as an int fail on them: export a fixed length instead.
+        sequence_length = _default_sequence_length(model)
+        if sequence_length is None:
+            raise ValueError(
+                "On the JAX backend the token axis must have a fixed size in the "
+                "SavedModel signature; pass `sequence_length`. Received: "
+                "sequence_length=None for a model with inputs "
+                f"{ {k: tuple(v.shape) for k, v in _inputs_struct(model).items()} }"
+            )
+    endpoints = serving_endpoints(model, sequence_length)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    for name, (fn, specs) in endpoints.items():
+        archive.add_endpoint(name, fn, input_signature=specs)
+    archive.write_out(filepath, verbose=verbose)
+    return list(endpoints)
+
+
+def _export_in_subprocess(keras_file, filepath, backend, sequence_length, verbose):
+    """Export a `.keras` file in a fresh interpreter under `backend`.
+
+    Returns the endpoint names the subprocess wrote.
+    """
+    env = dict(os.environ, KERAS_BACKEND=backend)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    command = [sys.executable, "-m", "keras_mm.export.saved_model"]
+    command += [os.fspath(keras_file), os.fspath(filepath)]
+    if sequence_length:
+        command += ["--sequence-length", str(sequence_length)]
+    if verbose:
+        command.append("--verbose")
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        tail = "\n".join(result.stderr.strip().splitlines()[-15:])
+        raise RuntimeError(
+            f"Exporting {keras_file} under KERAS_BACKEND={backend} in a subprocess "
+            f"failed (exit code {result.returncode}):\n{tail}"
+        )
+    lines = result.stdout.rstrip("\n").splitlines()
+    if verbose and lines[:-1]:
+        print("\n".join(lines[:-1]))
+    return json.loads(lines[-1])
+
+
+def _is_symbolic_shape_error(error):
+    """Whether `error` is JAX's shape-polymorphism failure (jax2tf tracing)."""
+    if keras.backend.backend() != "jax":
+        return False
+    import jax
+
+    return isinstance(error, jax.errors.InconclusiveDimensionOperation)
+
+
+def _check_sequence_length(sequence_length):
+    if sequence_length is None:
+        return None
+    if (
+        not isinstance(sequence_length, int)
+        or isinstance(sequence_length, bool)
+        or sequence_length < 1
+    ):
+        raise ValueError(
+            "`sequence_length` must be None or a positive integer. Received: "
+            f"sequence_length={sequence_length!r}"
+        )
+    return sequence_length
+
+
+@keras_mm_export("keras_mm.export.export_saved_model")
+def export_saved_model(model, filepath, sequence_length=None, verbose=False):
+    """Write a model as a TensorFlow SavedModel with separate serving endpoints.
+
+    The SavedModel holds the model's variables and these signatures (TF-Serving
+    signature defs, and methods of the object `tf.saved_model.load` returns):
+
+    - `serve` (also `serving_default`): the whole model, dict inputs
+      (`images`, `token_ids`, `padding_mask`, ...) to its dict outputs
+      (`image_embeddings`, `text_embeddings`);
+    - `encode_image`: `images` to `{"image_embeddings"}`, for models with an
+      `image_tower()` such as `keras_mm.models.CLIP`;
+    - `encode_text`: the text inputs (`token_ids`, `padding_mask`) to
+      `{"text_embeddings"}`, for models with a `text_tower()`.
+
+    Every endpoint runs in inference mode with a free batch dimension. The
+    artifact needs TensorFlow, not Keras, to load and serve.
+
+    On TensorFlow and JAX (through `jax2tf`) the export runs in this process
+    with `keras.export.ExportArchive`; on JAX, a model whose layers cannot be
+    traced with a symbolic batch size is exported the torch way, with a
+    warning. On torch, where that path fails inside
+    `torch.export` (Keras 3.15, torch 2.13), the model is saved to a temporary
+    `.keras` file that a subprocess with `KERAS_BACKEND=tensorflow` loads and
+    exports; a `.keras` file gives the same outputs under every backend.
+
+    Args:
+        model: a functional keras_mm model (e.g. `keras_mm.models.CLIP`), or
+            the path of a `.keras` file holding one.
+        filepath: str or path-like. Directory to write the SavedModel to.
+        sequence_length: int or None. Fixed size of the token axis in the
+            signatures. None keeps it free, except on JAX, where `jax2tf` needs a
+            fixed size and the text encoder's `max_sequence_length` is used.
+        verbose: bool. Print the endpoints' signatures.
+
+    Returns:
+        The list of endpoint names written, e.g. `["serve", "encode_image",
+        "encode_text"]`.
+
+    Example:
+
+    ```python
+    export_saved_model(clip, "clip_saved_model", sequence_length=16)
+    # Elsewhere, with TensorFlow only:
+    served = tf.saved_model.load("clip_saved_model")
+    embeddings = served.encode_image(images)["image_embeddings"]
+    ```
+    """
+    filepath = os.fspath(filepath)
+    sequence_length = _check_sequence_length(sequence_length)
+    direct = keras.backend.backend() in DIRECT_BACKENDS
+    if isinstance(model, (str, os.PathLike)):
+        keras_file = os.fspath(model)
+        if not os.path.isfile(keras_file):
+            raise ValueError(
+                "`model` must be a Keras model or an existing `.keras` file. "
+                f"Received: model={keras_file!r} (no such file)"
+            )
+        if not direct:
+            return _export_in_subprocess(
+                keras_file, filepath, FALLBACK_BACKEND, sequence_length, verbose
+            )
+        model = keras.saving.load_model(keras_file, compile=False)
+    elif not isinstance(model, keras.Model):
+        raise ValueError(
+            "`model` must be a Keras model or the path of a `.keras` file. "
+            f"Received: model of type {type(model).__name__}"
+        )
+    _inputs_struct(model)
+    if direct:
+        try:
+            return _export_in_process(model, filepath, sequence_length, verbose)
+        except Exception as error:
+            if not _is_symbolic_shape_error(error):
+                raise
+            # A layer read a symbolic (jax2tf) dimension as an int. Export the
+            # same weights under TensorFlow instead, as on torch.
+            warnings.warn(
+                "The JAX export could not trace the model with a free batch "
+                f"dimension ({type(error).__name__}: "
+                f"{str(error).strip().splitlines()[0]}); exporting under "
+                f"KERAS_BACKEND={FALLBACK_BACKEND} in a subprocess instead.",
+                stacklevel=2,
+            )
+    with tempfile.TemporaryDirectory() as tmp:
+        keras_file = os.path.join(tmp, "model.keras")
+        model.save(keras_file, include_optimizer=False)
+        return _export_in_subprocess(
+            keras_file, filepath, FALLBACK_BACKEND, sequence_length, verbose
+        )
+
+
+def _main(argv):
+    parser = argparse.ArgumentParser(
+        prog="python -m keras_mm.export.saved_model",
+        description="Export a .keras file as a SavedModel (TensorFlow or JAX).",
+    )
+    parser.add_argument("model")
+    parser.add_argument("output")
+    parser.add_argument("--sequence-length", type=int, default=None)
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    if keras.backend.backend() not in DIRECT_BACKENDS:
+        parser.error(
+            f"KERAS_BACKEND must be one of {DIRECT_BACKENDS}; got "
+            f"{keras.backend.backend()!r}"
+        )
+    names = export_saved_model(
+        args.model, args.output, args.sequence_length, verbose=args.verbose
+    )
+    print(json.dumps(names))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

@@ -1,0 +1,140 @@
+"""Shared fixtures: tiny random keras-hub presets and `transformers` checkpoints.
+
+Nothing is downloaded. The `transformers` reference runs once per test session in
+a subprocess (torch and `transformers` never share a process with another Keras
+backend) and is skipped when `transformers` is not installed.
+"""
+
+import importlib.util
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+IMAGE_SIZE, LENGTH = 16, 8
+
+
+def perturb(model, seed):
+    """Move every float weight off its initial value (norms start at 1 and 0)."""
+    rng = np.random.default_rng(seed)
+    for variable in model.weights:
+        if "int" in str(variable.dtype):
+            continue
+        value = np.asarray(variable.numpy() if hasattr(variable, "numpy") else variable)
+        variable.assign(value + 0.1 * rng.standard_normal(value.shape))
+
+
+def tiny_clip_backbone(seed=0):
+    import keras_hub
+
+    from tests.pretrained.tiny_vocabulary import tiny_vocabulary
+
+    vocabulary, _ = tiny_vocabulary()
+    vision = keras_hub.models.CLIPVisionEncoder(
+        patch_size=8,
+        hidden_dim=8,
+        num_layers=2,
+        num_heads=2,
+        intermediate_dim=16,
+        image_shape=(IMAGE_SIZE, IMAGE_SIZE, 3),
+    )
+    text = keras_hub.models.CLIPTextEncoder(
+        vocabulary_size=len(vocabulary),
+        embedding_dim=8,
+        hidden_dim=8,
+        num_layers=2,
+        num_heads=2,
+        intermediate_dim=16,
+        max_sequence_length=LENGTH,
+    )
+    backbone = keras_hub.models.CLIPBackbone(vision, text, projection_dim=6)
+    perturb(backbone, seed)
+    positions = vision.embedding.position_ids
+    positions.assign(np.arange(positions.shape[-1]).reshape(positions.shape))
+    backbone.clip_head.logit_scale.assign(2.3)
+    return backbone
+
+
+def tiny_clip_preprocessor():
+    import keras_hub
+
+    from tests.pretrained.tiny_vocabulary import tiny_vocabulary
+
+    vocabulary, merges = tiny_vocabulary()
+    tokenizer = keras_hub.models.CLIPTokenizer(vocabulary=vocabulary, merges=merges)
+    return keras_hub.models.CLIPPreprocessor(tokenizer, sequence_length=LENGTH)
+
+
+def tiny_siglip_backbone(seed=0):
+    import keras_hub
+
+    vision = keras_hub.models.SigLIPVisionEncoder(
+        patch_size=8,
+        hidden_dim=8,
+        num_layers=1,
+        num_heads=2,
+        intermediate_dim=16,
+        image_shape=(IMAGE_SIZE, IMAGE_SIZE, 3),
+    )
+    text = keras_hub.models.SigLIPTextEncoder(
+        vocabulary_size=40,
+        embedding_dim=8,
+        hidden_dim=8,
+        num_layers=1,
+        num_heads=2,
+        intermediate_dim=16,
+        max_sequence_length=LENGTH,
+        projection_dim=8,
+    )
+    backbone = keras_hub.models.SigLIPBackbone(vision, text)
+    perturb(backbone, seed)
+    backbone.siglip_head.logit_scale.assign(2.5)
+    backbone.siglip_head.logit_bias.assign(-3.0)
+    return backbone
+
+
+@pytest.fixture(scope="session")
+def clip_preset(tmp_path_factory):
+    """A local keras-hub CLIP preset directory with a preprocessor."""
+    directory = str(tmp_path_factory.mktemp("clip_preset"))
+    tiny_clip_backbone().save_to_preset(directory)
+    tiny_clip_preprocessor().save_to_preset(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def hf_checkpoints(tmp_path_factory):
+    """Directory with `clip/`, `siglip/` and `reference.npz` from `transformers`."""
+    for module in ("torch", "transformers", "safetensors"):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"`{module}` is not installed (a test-only dependency)")
+    out = str(tmp_path_factory.mktemp("hf"))
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    result = subprocess.run(
+        [sys.executable, os.path.join(HERE, "hf_reference.py"), out],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"hf_reference.py failed:\n{result.stderr[-4000:]}")
+    return out
+
+
+def random_text(rng, batch, vocabulary_size):
+    """Right-padded token ids that end with the largest id (CLIP's end token)."""
+    eos = vocabulary_size - 1
+    token_ids = np.zeros((batch, LENGTH), "int32")
+    lengths = rng.integers(3, LENGTH + 1, size=batch)
+    for i, length in enumerate(lengths):
+        token_ids[i, 0] = eos - 1
+        token_ids[i, 1 : length - 1] = rng.integers(0, eos - 1, size=length - 2)
+        token_ids[i, length - 1] = eos
+    padding_mask = np.arange(LENGTH)[None, :] < lengths[:, None]
+    return {"token_ids": token_ids, "padding_mask": padding_mask}
