@@ -1,5 +1,6 @@
 # keras_mm developer commands. Everything installs itself into .venv on first use.
-#   make demo   - the project's main job (a small end-to-end fusion demo)
+#   make demo   - the project's main job: train CLIP on the bundled shapes data,
+#                 print the evaluation table, export a SavedModel (runs/demo)
 #   make test   - lint, then the whole test suite once per backend
 #   make lint   - ruff check + format check only
 
@@ -12,7 +13,7 @@ export HF_HUB_OFFLINE := 1
 export TF_CPP_MIN_LOG_LEVEL := 3
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install demo test lint format clean
+.PHONY: install demo fusion-demo test lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +26,11 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
+	$(BIN)/keras-mm train --dataset shapes --output runs/demo --overwrite --verbose 2
+	$(BIN)/keras-mm evaluate runs/demo
+	$(BIN)/keras-mm export runs/demo --overwrite
+
+fusion-demo: $(STAMP)
 	$(BIN)/python -m keras_mm.demo
 
 lint: $(STAMP)

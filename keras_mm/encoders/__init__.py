@@ -9,6 +9,7 @@ from keras_mm.encoders.audio_encoder import AudioEncoder
 from keras_mm.encoders.hub_encoder import HubEncoder
 from keras_mm.encoders.image_encoder import ImageEncoder
 from keras_mm.encoders.text_encoder import TextEncoder
+from keras_mm.encoders.video_encoder import VideoEncoder
 
 __all__ = [
     "ActionEncoder",
@@ -16,4 +17,5 @@ __all__ = [
     "HubEncoder",
     "ImageEncoder",
     "TextEncoder",
+    "VideoEncoder",
 ]

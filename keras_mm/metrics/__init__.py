@@ -6,6 +6,7 @@ validation or test set; the callbacks run them at the end of epochs in `fit`.
 
 from keras_mm.metrics.bleu_score import bleu_score
 from keras_mm.metrics.cider_d import cider_d
+from keras_mm.metrics.dialogue_ranking import ranking_metrics
 from keras_mm.metrics.normalize_vqa_answer import normalize_vqa_answer
 from keras_mm.metrics.retrieval_callback import RetrievalCallback
 from keras_mm.metrics.retrieval_metrics import retrieval_metrics
@@ -20,6 +21,7 @@ __all__ = [
     "bleu_score",
     "cider_d",
     "normalize_vqa_answer",
+    "ranking_metrics",
     "retrieval_metrics",
     "vqa_accuracy",
     "zero_shot_accuracy",
