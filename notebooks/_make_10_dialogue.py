@@ -136,7 +136,8 @@ def prior_scores(questions, candidates):
     )
 
 
-scores = model.predict(test["inputs"], batch_size=128, verbose=0)["candidate_scores"]
+n_test = len(test["labels"])  # one batch: one compiled call
+scores = model.predict(test["inputs"], batch_size=n_test, verbose=0)["candidate_scores"]
 model_metrics = ranking_metrics(scores, test["labels"])
 prior_metrics = ranking_metrics(
     prior_scores(test["questions"], test["candidates"]), test["labels"]
@@ -197,12 +198,11 @@ assert with_history["r1"] > without["r1"] + 0.05, (with_history, without)"""
 
 
 keys = ("images", "history_ids", "question_ids")
-generated = [decode(t) for t in model.generate({k: test["inputs"][k] for k in keys})]
+inputs = {k: test["inputs"][k] for k in keys}
+generated = [decode(t) for t in model.generate(inputs, batch_size=n_test)]
 beam = [
     decode(t)
-    for t in model.generate(
-        {k: test["inputs"][k] for k in keys}, strategy="beam", num_beams=3
-    )
+    for t in model.generate(inputs, strategy="beam", num_beams=3, batch_size=n_test)
 ]
 prior_answer = [counts[q].most_common(1)[0][0] for q in test["questions"]]
 accuracy = {
@@ -225,8 +225,10 @@ assert accuracy["beam (3)"] > accuracy["question prior"] + 0.05, accuracy"""
         """path = os.path.join(tempfile.mkdtemp(), "dialogue.keras")
 model.save(path)
 restored = keras.saving.load_model(path)
-sample = {k: test["inputs"][k][:16] for k in keys}
-np.testing.assert_array_equal(restored.generate(sample), model.generate(sample))
+np.testing.assert_array_equal(
+    restored.generate(inputs, batch_size=n_test),
+    model.generate(inputs, batch_size=n_test),
+)
 print(f"round trip ok; notebook ran in {time.time() - start:.0f} s")"""
     ),
     new_markdown_cell(

@@ -205,6 +205,17 @@ def _add_export(subparsers):
     )
 
 
+def _version():
+    import keras
+
+    from keras_mm.version import __version__
+
+    return (
+        f"keras-mm {__version__} (Keras {keras.__version__}, backend "
+        f"{keras.backend.backend()})"
+    )
+
+
 def make_parser():
     parser = Parser(
         prog="keras-mm",
@@ -212,6 +223,12 @@ def make_parser():
         "TensorFlow, JAX or PyTorch.",
     )
     _add_common(parser)  # `keras-mm --backend jax train ...` works too
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=_version(),
+        help="print the versions and the Keras backend, then exit",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     _add_train(subparsers)

@@ -152,7 +152,7 @@ class CaptionerTest(TestCase):
 
         test = data["test"]
         references = [[c] for c in test["captions"]]
-        tokens = model.generate(test["inputs"]["images"])
+        tokens = model.generate(test["inputs"]["images"], batch_size=200)
         self.assertEqual(tokens.shape, (200, data["sequence_length"]))
         hypotheses = [decode(t, vocab) for t in tokens]
         bleu = bleu_score(references, hypotheses)

@@ -126,13 +126,13 @@ class DialogueModelTest(TestCase):
             values = history.history[key]
             self.assertLess(values[-1], 0.6 * values[0], (key, values))
 
-        scores = model.predict(test["inputs"], batch_size=128, verbose=0)
+        scores = model.predict(test["inputs"], batch_size=300, verbose=0)
         metrics = ranking_metrics(scores["candidate_scores"], test["labels"])
         random_r1 = 1.0 / data["num_candidates"]
         prior_scores, prior_answers = question_prior(train, test)
         prior = ranking_metrics(prior_scores, test["labels"])
 
-        tokens = model.generate(test["inputs"])
+        tokens = model.generate(test["inputs"], batch_size=300)
         answers = [" ".join(vocab[i] for i in t[1:] if i not in (0, 3)) for t in tokens]
         accuracy = np.mean([a == b for a, b in zip(answers, test["answers"])])
         prior_accuracy = np.mean(

@@ -225,6 +225,10 @@ class VQAModel(MultimodalModel):
             fused = MaskedMean(dtype=dtype, name="question_pooling")(
                 fused_tokens, padding_mask=token_mask
             )
+            # Plus the mean image token: attention weights sum to one, so the
+            # attended tokens alone cannot tell one square from three.
+            image_mean = MaskedMean(dtype=dtype, name="image_pooling")(image_tokens)
+            fused = keras.layers.Add(dtype=dtype, name="fused_add")([fused, image_mean])
         else:
             image_vector = image_projection(pooled_features(visual_out, image_pooling))
             question_vector = question_projection(
