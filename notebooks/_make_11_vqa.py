@@ -52,12 +52,10 @@ if keras.backend.backend() == "torch":
 
     torch.set_num_threads(1)
 
-from keras_mm.data.moving_shapes_videos import load_moving_shapes_videos
-from keras_mm.data.shape_questions import load_shape_questions
-from keras_mm.encoders import TextEncoder
-from keras_mm.encoders.video_encoder import VideoEncoder
+from keras_mm.data import load_moving_shapes_videos, load_shape_questions
+from keras_mm.encoders import TextEncoder, VideoEncoder
 from keras_mm.metrics import vqa_accuracy
-from keras_mm.models.vqa import VQAModel
+from keras_mm.models import VQAModel
 
 keras.utils.set_random_seed(0)
 print("backend:", keras.backend.backend())
@@ -130,7 +128,7 @@ vqa = VQAModel(
 )
 vqa.compile(optimizer=keras.optimizers.Adam(3e-3))  # sparse softmax CE on answer ids
 history = vqa.fit(
-    train["inputs"], train["answers"], batch_size=64, epochs=12, verbose=0
+    train["inputs"], train["answers"], batch_size=64, epochs=20, verbose=0
 )
 predictions = vqa.predict_answers(test["inputs"])
 # One answer per question: ten identical "human" answers (VQA accuracy = exact match).

@@ -57,7 +57,7 @@ if keras.backend.backend() == "torch":
     torch.set_num_threads(1)
 
 from keras_mm.data import load_shapes
-from keras_mm.models.distiller import Distiller
+from keras_mm.models import Distiller
 
 keras.utils.set_random_seed(0)
 print("backend:", keras.backend.backend())

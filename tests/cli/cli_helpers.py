@@ -29,6 +29,8 @@ TINY = [
     "0",
 ]
 OTHER_BACKEND = {"tensorflow": "jax", "jax": "torch", "torch": "tensorflow"}
+# Extra environment of the `keras-mm` subprocesses (see conftest.py).
+SUBPROCESS_ENV = {}
 
 
 def console_script():
@@ -38,7 +40,7 @@ def console_script():
 
 
 def run_console(args, env=None, **kwargs):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **SUBPROCESS_ENV, **(env or {}))
     env.setdefault("KERAS_BACKEND", keras.backend.backend())
     return subprocess.run(
         [console_script(), *args], capture_output=True, text=True, env=env, **kwargs

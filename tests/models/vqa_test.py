@@ -92,7 +92,7 @@ class VQAModelTest(TestCase):
         )
         model.compile(optimizer=keras.optimizers.Adam(3e-3))
         history = model.fit(
-            train["inputs"], train["answers"], batch_size=64, epochs=15, verbose=0
+            train["inputs"], train["answers"], batch_size=64, epochs=20, verbose=0
         )
         self.assertGreater(history.history["accuracy"][-1], 0.55)
         predictions = eager_answers(model, test["inputs"])

@@ -69,9 +69,11 @@ class VQAModel(MultimodalModel):
       `AttentionFusion` (seed 4.3.1), `GatedFusion` (4.3.2) or `ConcatFusion`
       (5.3.1);
     - `"cross_attention"`: the question tokens attend to the image tokens
-      through `num_fusion_layers` `CrossModalAttention` blocks (seed 3.3.2)
-      and are mean-pooled over the non-padding tokens. Give encoders that
-      return tokens (`output_mode="sequence"` or `"both"`) for this one;
+      through `num_fusion_layers` `CrossModalAttention` blocks (seed 3.3.2),
+      are mean-pooled over the non-padding tokens, and the mean image token
+      is added (attention weights sum to one, so the attended tokens alone
+      cannot count). Give encoders that return tokens
+      (`output_mode="sequence"` or `"both"`) for this one;
     - or any fusion layer that takes a list of two `(batch, hidden_dim)`
       tensors.
 
