@@ -115,7 +115,9 @@ class VideoEncoderTest(TestCase):
             self.assertGreater(np.abs(forward - backward).max(), 1e-3)
 
     def test_fit_trains_temporal_and_frame_weights(self):
-        encoder = VideoEncoder(_frame_encoder(), num_frames=FRAMES, pooling="attention")
+        encoder = VideoEncoder(
+            cnn_frame_encoder(16), num_frames=FRAMES, pooling="attention"
+        )
         model = keras.Sequential([encoder, keras.layers.Dense(1)])
         model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
         frame_before = [ops.convert_to_numpy(w) for w in encoder.frame_encoder.weights]

@@ -11,7 +11,12 @@ from keras_mm.models import CLIP
 from keras_mm.models.distiller import Distiller
 from keras_mm.models.vqa import VQAModel
 from keras_mm.testing.test_case import TestCase
-from tests.models.application_test_utils import eager_round_trip, json_config
+from tests.models.application_test_utils import (
+    eager_round_trip,
+    json_config,
+    tiny_image_encoder,
+    tiny_text_encoder,
+)
 from tests.models.model_test_utils import (
     image_encoder,
     subset,
@@ -199,13 +204,13 @@ class DistillerTest(TestCase):
             "padding_mask": ids > 0,
         }
         teacher = VQAModel(
-            image_encoder("both", name="vt_image"),
-            text_encoder("both", name="vt_text"),
+            tiny_image_encoder(width=16, name="vt_image"),
+            tiny_text_encoder(width=16, name="vt_text"),
             num_answers=4,
         )
         student = VQAModel(
-            image_encoder("both", name="vs_image"),
-            text_encoder("both", name="vs_text"),
+            tiny_image_encoder(width=8, name="vs_image"),
+            tiny_text_encoder(width=8, name="vs_text"),
             num_answers=4,
             hidden_dim=8,
             fusion="concat",
