@@ -135,7 +135,7 @@ def _add_train(subparsers):
     )
     p.add_argument("--width", type=_positive_int, help="encoder width (default 64)")
     p.add_argument("--embed-dim", type=_positive_int, help="shared embedding size")
-    p.add_argument("--epochs", type=_positive_int, help="total epochs (default 10)")
+    p.add_argument("--epochs", type=_positive_int, help="total epochs (default 5)")
     p.add_argument("--batch-size", type=_positive_int, help="batch size (default 64)")
     p.add_argument("--learning-rate", type=_positive_float, help="AdamW learning rate")
     p.add_argument(

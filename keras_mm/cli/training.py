@@ -32,7 +32,7 @@ DEFAULTS = {
     "image_encoder": "conv",
     "width": 64,
     "embed_dim": 64,
-    "epochs": 10,
+    "epochs": 5,
     "batch_size": 64,
     "learning_rate": 3e-3,
     "schedule": "cosine",
