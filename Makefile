@@ -26,8 +26,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/keras-mm train --dataset shapes --output runs/demo --overwrite --verbose 2
-	$(BIN)/keras-mm evaluate runs/demo
+	$(BIN)/keras-mm train --family clip --dataset shapes --epochs 5 --output runs/demo --overwrite --verbose 2
+	$(BIN)/keras-mm evaluate runs/demo --fail-under zero_shot_top1=0.95
 	$(BIN)/keras-mm export runs/demo --overwrite
 
 fusion-demo: $(STAMP)
