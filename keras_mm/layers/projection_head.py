@@ -105,7 +105,10 @@ class ProjectionHead(keras.layers.Layer):
         x = self.output_dense(x)
         if self.normalize:
             x = ops.cast(x, "float32")
-            x = ops.normalize(x, axis=-1, epsilon=self.epsilon)
+            # Clamp before the rsqrt: ops.normalize clamps after it, which gives a
+            # NaN gradient for an exactly-zero vector.
+            squared = ops.sum(ops.square(x), axis=-1, keepdims=True)
+            x = x * ops.rsqrt(ops.maximum(squared, self.epsilon**2))
             x = ops.cast(x, self.compute_dtype)
         return x
 
