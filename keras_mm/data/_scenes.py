@@ -8,6 +8,7 @@ vocabulary helpers.
 
 import numpy as np
 
+from keras_mm.data.encode_texts import encode_texts
 from keras_mm.data.shapes import COLORS, SHAPES, _check_names, _shape_mask
 
 
@@ -29,6 +30,19 @@ def check_colors_shapes(colors, shapes):
     return _check_names("colors", colors, COLORS), _check_names(
         "shapes", shapes, SHAPES
     )
+
+
+def check_question_types(question_types, allowed):
+    """`question_types` (one name or several) as a non-empty tuple of `allowed`."""
+    if isinstance(question_types, str):
+        question_types = (question_types,)
+    question_types = tuple(question_types)
+    if not question_types or any(q not in allowed for q in question_types):
+        raise ValueError(
+            f"`question_types` must be a non-empty subset of {allowed}. "
+            f"Received: question_types={question_types!r}"
+        )
+    return question_types
 
 
 def draw_objects(canvas, objects, colors, shapes, brightness):
@@ -62,3 +76,40 @@ def add_noise(rng, images, noise):
 
 def plural(shape):
     return shape + ("es" if shape.endswith(("s", "sh", "ch", "x")) else "s")
+
+
+def question_dataset(
+    splits, answer_vocabulary, question_types, vocabulary, sequence_length
+):
+    """The dict returned by the question loaders: encoded splits and vocabularies.
+
+    Args:
+        splits: dict `{split: (inputs, questions, answers, kinds, extras)}`: the
+            pixel inputs (`{"images": ...}` or `{"videos": ...}`), the question
+            and answer texts (lists of str), the question type ids (list of int)
+            and per-example extras (`{"scenes": ...}`), which come last.
+        answer_vocabulary: list of str; `"answers"` are ids into it.
+        question_types: tuple of str; `kinds` are ids into it.
+        vocabulary, sequence_length: how the questions are encoded.
+    """
+    answer_ids = {a: i for i, a in enumerate(answer_vocabulary)}
+    out = {}
+    for split, (inputs, questions, answers, kinds, extras) in splits.items():
+        enc = encode_texts(questions, vocabulary, sequence_length)
+        out[split] = {
+            "inputs": {
+                **inputs,
+                "token_ids": enc["token_ids"],
+                "padding_mask": enc["padding_mask"],
+            },
+            "answers": np.asarray([answer_ids[a] for a in answers], "int32"),
+            "answer_texts": answers,
+            "questions": questions,
+            "question_types": np.asarray(kinds, "int32"),
+            **extras,
+        }
+    out["answer_vocabulary"] = answer_vocabulary
+    out["question_types"] = question_types
+    out["vocabulary"] = vocabulary
+    out["sequence_length"] = sequence_length
+    return out

@@ -9,9 +9,10 @@ from keras_mm.data._scenes import (
     check_colors_shapes,
     check_count,
     check_noise,
+    check_question_types,
     draw_objects,
+    question_dataset,
 )
-from keras_mm.data.encode_texts import encode_texts
 from keras_mm.data.vocabulary import build_vocabulary
 
 VIDEO_QUESTION_TYPES = ("direction", "color")
@@ -164,14 +165,7 @@ def load_moving_shapes_videos(
     sequence_length = check_count("sequence_length", sequence_length, 1)
     noise = check_noise(noise)
     colors, shapes = check_colors_shapes(colors, shapes)
-    if isinstance(question_types, str):
-        question_types = (question_types,)
-    question_types = tuple(question_types)
-    if not question_types or any(q not in VIDEO_QUESTION_TYPES for q in question_types):
-        raise ValueError(
-            f"`question_types` must be a non-empty subset of {VIDEO_QUESTION_TYPES}. "
-            f"Received: question_types={question_types!r}"
-        )
+    question_types = check_question_types(question_types, VIDEO_QUESTION_TYPES)
     if step is None:
         step = 0.3 * frame_size / (num_frames - 1)
     if isinstance(step, bool) or not isinstance(step, (int, float)) or step <= 0:
@@ -187,7 +181,6 @@ def load_moving_shapes_videos(
         answer_vocabulary += list(DIRECTIONS)
     if "color" in question_types:
         answer_vocabulary += list(colors)
-    answer_ids = {a: i for i, a in enumerate(answer_vocabulary)}
     texts = [
         VIDEO_TEMPLATES["direction"].format(color=c, shape=s)
         for c in colors
@@ -195,7 +188,7 @@ def load_moving_shapes_videos(
     ] + [VIDEO_TEMPLATES["color"]]
     vocabulary = build_vocabulary(texts)
 
-    out = {}
+    splits = {}
     shape = (num_frames, frame_size, frame_size, 3)
     for split_id, (split, n) in enumerate((("train", num_train), ("test", num_test))):
         rng = np.random.default_rng([seed, 23, split_id])
@@ -227,22 +220,15 @@ def load_moving_shapes_videos(
             kinds.append(kind)
             motions.append([(colors[o[0]], shapes[o[1]], o[5]) for o in objects])
         add_noise(rng, videos, noise)
-        enc = encode_texts(questions, vocabulary, sequence_length)
-        out[split] = {
-            "inputs": {
-                "videos": videos,
-                "token_ids": enc["token_ids"],
-                "padding_mask": enc["padding_mask"],
-            },
-            "answers": np.asarray([answer_ids[a] for a in answers], "int32"),
-            "answer_texts": answers,
-            "questions": questions,
-            "question_types": np.asarray(kinds, "int32"),
-            "motions": motions,
-        }
-    out["answer_vocabulary"] = answer_vocabulary
-    out["question_types"] = question_types
-    out["vocabulary"] = vocabulary
-    out["sequence_length"] = sequence_length
+        splits[split] = (
+            {"videos": videos},
+            questions,
+            answers,
+            kinds,
+            {"motions": motions},
+        )
+    out = question_dataset(
+        splits, answer_vocabulary, question_types, vocabulary, sequence_length
+    )
     out["num_frames"] = num_frames
     return out

@@ -3,6 +3,7 @@
 import numpy as np
 
 from keras_mm.api_export import keras_mm_export
+from keras_mm.data._scenes import check_count
 from keras_mm.data._text import split_words
 from keras_mm.data.shapes import COLORS, SHAPES, _check_names, _shape_mask
 from keras_mm.data.vocabulary import build_vocabulary
@@ -16,14 +17,6 @@ POSITIONS = ("left", "middle", "right")
 # Horizontal band of each position, as fractions of the image width.
 _BANDS = {"left": (0.0, 0.5), "middle": (0.3, 0.7), "right": (0.5, 1.0)}
 PHRASES = {"left": "on the left", "middle": "in the middle", "right": "on the right"}
-
-
-def check_count(arg, value, least):
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
-        raise ValueError(f"`{arg}` must be an integer. Received: {arg}={value!r}")
-    if value < least:
-        raise ValueError(f"`{arg}` must be >= {least}. Received: {arg}={value!r}")
-    return int(value)
 
 
 def sample_scenes(rng, n, colors, shapes, max_objects):

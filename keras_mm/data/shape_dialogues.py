@@ -3,6 +3,7 @@
 import numpy as np
 
 from keras_mm.api_export import keras_mm_export
+from keras_mm.data._scenes import check_count
 from keras_mm.data.encode_texts import encode_texts
 from keras_mm.data.shape_captions import (
     DEFAULT_COLORS,
@@ -11,7 +12,6 @@ from keras_mm.data.shape_captions import (
     PHRASES,
     POSITIONS,
     START_ID,
-    check_count,
     encode_with_markers,
     render_scenes,
     sample_scenes,

@@ -9,10 +9,11 @@ from keras_mm.data._scenes import (
     check_colors_shapes,
     check_count,
     check_noise,
+    check_question_types,
     draw_objects,
     plural,
+    question_dataset,
 )
-from keras_mm.data.encode_texts import encode_texts
 from keras_mm.data.vocabulary import build_vocabulary
 
 QUESTION_TYPES = ("color", "shape", "count")
@@ -164,14 +165,7 @@ def load_shape_questions(
     sequence_length = check_count("sequence_length", sequence_length, 1)
     noise = check_noise(noise)
     colors, shapes = check_colors_shapes(colors, shapes)
-    if isinstance(question_types, str):
-        question_types = (question_types,)
-    question_types = tuple(question_types)
-    if not question_types or any(q not in QUESTION_TYPES for q in question_types):
-        raise ValueError(
-            f"`question_types` must be a non-empty subset of {QUESTION_TYPES}. "
-            f"Received: question_types={question_types!r}"
-        )
+    question_types = check_question_types(question_types, QUESTION_TYPES)
     answer_vocabulary = []
     if "color" in question_types:
         answer_vocabulary += list(colors)
@@ -179,10 +173,9 @@ def load_shape_questions(
         answer_vocabulary += list(shapes)
     if "count" in question_types:
         answer_vocabulary += [str(i) for i in range(max_objects + 1)]
-    answer_ids = {a: i for i, a in enumerate(answer_vocabulary)}
     vocabulary = build_vocabulary(_all_questions(colors, shapes))
 
-    out = {}
+    splits = {}
     for split_id, (split, n) in enumerate((("train", num_train), ("test", num_test))):
         rng = np.random.default_rng([seed, 17, split_id])
         images = np.empty((n, image_size, image_size, 3), "float32")
@@ -215,21 +208,13 @@ def load_shape_questions(
             kinds.append(kind)
             scenes.append([(colors[o[0]], shapes[o[1]]) for o in objects])
         add_noise(rng, images, noise)
-        enc = encode_texts(questions, vocabulary, sequence_length)
-        out[split] = {
-            "inputs": {
-                "images": images,
-                "token_ids": enc["token_ids"],
-                "padding_mask": enc["padding_mask"],
-            },
-            "answers": np.asarray([answer_ids[a] for a in answers], "int32"),
-            "answer_texts": answers,
-            "questions": questions,
-            "question_types": np.asarray(kinds, "int32"),
-            "scenes": scenes,
-        }
-    out["answer_vocabulary"] = answer_vocabulary
-    out["question_types"] = question_types
-    out["vocabulary"] = vocabulary
-    out["sequence_length"] = sequence_length
-    return out
+        splits[split] = (
+            {"images": images},
+            questions,
+            answers,
+            kinds,
+            {"scenes": scenes},
+        )
+    return question_dataset(
+        splits, answer_vocabulary, question_types, vocabulary, sequence_length
+    )

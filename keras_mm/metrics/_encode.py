@@ -1,9 +1,16 @@
-"""Private: batched calls of a model's `encode_image` / `encode_text`."""
+"""Private: batched model encoding, and the base of the metric callbacks.
+
+`encode` calls a model's `encode_image` / `encode_text` a batch at a time;
+`EvaluationCallback` scores those embeddings into `logs` during `fit`.
+"""
 
 import inspect
 
+import keras
 import numpy as np
 from keras import ops
+
+from keras_mm.metrics._utils import check_ks
 
 
 def _take(x, start, stop):
@@ -66,3 +73,30 @@ def reshape_text(text, shape):
     if isinstance(text, dict):
         return {k: v.reshape(shape) for k, v in text.items()}
     return text.reshape(shape)
+
+
+class EvaluationCallback(keras.callbacks.Callback):
+    """Base of the metric callbacks: `evaluate()` into `logs` every `frequency` epochs.
+
+    A subclass checks its data, calls `set_schedule` and defines `evaluate()`,
+    which returns the dict of metrics (keys starting with `self.prefix`).
+    """
+
+    def set_schedule(self, ks, batch_size, frequency, prefix):
+        """Check and store the arguments every metric callback takes."""
+        self.ks = check_ks(ks)
+        for arg, value in (("batch_size", batch_size), ("frequency", frequency)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(
+                    f"`{arg}` must be a positive integer. Received: {value!r}"
+                )
+        self.batch_size = batch_size
+        self.frequency = frequency
+        self.prefix = prefix
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.frequency:
+            return
+        results = self.evaluate()
+        if logs is not None:
+            logs.update(results)

@@ -1,16 +1,14 @@
 """A callback that reports image-text retrieval recall@K during `fit`."""
 
-import keras
 import numpy as np
 
 from keras_mm.api_export import keras_mm_export
-from keras_mm.metrics._encode import check_text_inputs, encode
-from keras_mm.metrics._utils import check_ks
+from keras_mm.metrics._encode import EvaluationCallback, check_text_inputs, encode
 from keras_mm.metrics.retrieval_metrics import retrieval_metrics
 
 
 @keras_mm_export("keras_mm.metrics.RetrievalCallback")
-class RetrievalCallback(keras.callbacks.Callback):
+class RetrievalCallback(EvaluationCallback):
     """Retrieval recall@K and ranks on a validation set, written into `logs`.
 
     At the end of every `frequency`-th epoch the model embeds the images
@@ -65,15 +63,7 @@ class RetrievalCallback(keras.callbacks.Callback):
                 f"`caption_image_index` must have shape ({shape[0]},). Received: "
                 f"{self.caption_image_index.shape}"
             )
-        self.ks = check_ks(ks)
-        for arg, value in (("batch_size", batch_size), ("frequency", frequency)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(
-                    f"`{arg}` must be a positive integer. Received: {value!r}"
-                )
-        self.batch_size = batch_size
-        self.frequency = frequency
-        self.prefix = prefix
+        self.set_schedule(ks, batch_size, frequency, prefix)
 
     def evaluate(self):
         """Compute the metrics now; returns the dict that goes into `logs`."""
@@ -81,10 +71,3 @@ class RetrievalCallback(keras.callbacks.Callback):
         text = encode(self.model.encode_text, self.text, self.batch_size)
         scores = retrieval_metrics(images @ text.T, self.caption_image_index, self.ks)
         return {f"{self.prefix}{k}": v for k, v in scores.items()}
-
-    def on_epoch_end(self, epoch, logs=None):
-        if (epoch + 1) % self.frequency:
-            return
-        results = self.evaluate()
-        if logs is not None:
-            logs.update(results)

@@ -1,17 +1,20 @@
 """A callback that reports zero-shot accuracy on a validation set during `fit`."""
 
-import keras
 import numpy as np
 
 from keras_mm.api_export import keras_mm_export
-from keras_mm.metrics._encode import check_text_inputs, encode, reshape_text
-from keras_mm.metrics._utils import check_ks
+from keras_mm.metrics._encode import (
+    EvaluationCallback,
+    check_text_inputs,
+    encode,
+    reshape_text,
+)
 from keras_mm.metrics.zero_shot_accuracy import zero_shot_accuracy
 from keras_mm.metrics.zero_shot_classifier import zero_shot_classifier
 
 
 @keras_mm_export("keras_mm.metrics.ZeroShotCallback")
-class ZeroShotCallback(keras.callbacks.Callback):
+class ZeroShotCallback(EvaluationCallback):
     """Zero-shot top-K accuracy on validation images, written into `logs`.
 
     At the end of every `frequency`-th epoch the model embeds the class prompts
@@ -74,15 +77,7 @@ class ZeroShotCallback(keras.callbacks.Callback):
                 f"(num_classes, T). Received: shape={shape}"
             )
         self.prompt_shape = shape if len(shape) == 3 else (shape[0], 1, shape[1])
-        self.ks = check_ks(ks)
-        for arg, value in (("batch_size", batch_size), ("frequency", frequency)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(
-                    f"`{arg}` must be a positive integer. Received: {value!r}"
-                )
-        self.batch_size = batch_size
-        self.frequency = frequency
-        self.prefix = prefix
+        self.set_schedule(ks, batch_size, frequency, prefix)
 
     def evaluate(self):
         """Compute the metrics now; returns the dict that goes into `logs`."""
@@ -93,10 +88,3 @@ class ZeroShotCallback(keras.callbacks.Callback):
         images = encode(self.model.encode_image, self.images, self.batch_size)
         scores = zero_shot_accuracy(images @ classes.T, self.labels, self.ks)
         return {f"{self.prefix}{k}": v for k, v in scores.items()}
-
-    def on_epoch_end(self, epoch, logs=None):
-        if (epoch + 1) % self.frequency:
-            return
-        results = self.evaluate()
-        if logs is not None:
-            logs.update(results)

@@ -74,6 +74,16 @@ SIGLIP_TEXT = {
     "layer_norm_eps": 1e-6,
     "projection_size": None,
 }
+# Buffers of the checkpoint, not weights (`_positions` sets them).
+_POSITION_IDS = (
+    "text_model.embeddings.position_ids",
+    "vision_model.embeddings.position_ids",
+)
+# keras-hub's sublayers of `encoder_block_{i}`, in the order of `_encoder_layers`:
+# the layer norm before attention, the attention, the layer norm before the MLP, and
+# the MLP's two dense layers.
+_CLIP_BLOCK = ("layer_norm_1", "attention", "layer_norm_2", "dense_1", "dense_2")
+_SIGLIP_BLOCK = ("layer_norm1", "self_attn", "layer_norm2", "mlp/fc1", "mlp/fc2")
 
 
 def _sub_config(config, key, defaults):
@@ -90,6 +100,19 @@ def _activation(value, table, tower):
             f"hidden_act={value!r}"
         )
     return table[value]
+
+
+def _transformer_args(config, activations, tower):
+    """The keyword arguments of the transformer every keras-hub tower is built on."""
+    return {
+        "hidden_dim": config["hidden_size"],
+        "num_layers": config["num_hidden_layers"],
+        "num_heads": config["num_attention_heads"],
+        "intermediate_dim": config["intermediate_size"],
+        "intermediate_activation": _activation(
+            config["hidden_act"], activations, tower
+        ),
+    }
 
 
 def _image_shape(vision):
@@ -116,24 +139,28 @@ def _positions(variables, path):
     variable.assign(np.arange(variable.shape[-1]).reshape(variable.shape))
 
 
-def _clip_blocks(weights, variables, prefix, num_layers):
-    for i in range(num_layers):
-        key, path = f"{prefix}.encoder.layers.{i}", f"encoder_block_{i}"
-        weights.layer_norm(variables, f"{path}/layer_norm_1", f"{key}.layer_norm1")
-        weights.attention(variables, f"{path}/attention", f"{key}.self_attn")
-        weights.layer_norm(variables, f"{path}/layer_norm_2", f"{key}.layer_norm2")
-        weights.linear(variables, f"{path}/dense_1", f"{key}.mlp.fc1")
-        weights.linear(variables, f"{path}/dense_2", f"{key}.mlp.fc2")
+def _embeddings(weights, variables, prefix, names):
+    """The `{name}_embedding` tables of a tower's embedding layer."""
+    for name in names:
+        key = f"{prefix}.embeddings.{name}_embedding.weight"
+        path = f"embedding/{name}_embedding/embeddings"
+        weights.assign(variables, path, weights.get(key), key)
 
 
-def _siglip_blocks(weights, variables, prefix, num_layers):
+def _encoder_layers(weights, variables, prefix, num_layers, block):
+    """Each `transformers` encoder layer onto keras-hub's `encoder_block_{i}`.
+
+    `block` names the keras-hub sublayers (`_CLIP_BLOCK` or `_SIGLIP_BLOCK`); the
+    `transformers` names are the same for CLIP and SigLIP.
+    """
+    norm_1, attention, norm_2, fc_1, fc_2 = block
     for i in range(num_layers):
         key, path = f"{prefix}.encoder.layers.{i}", f"encoder_block_{i}"
-        weights.layer_norm(variables, f"{path}/layer_norm1", f"{key}.layer_norm1")
-        weights.attention(variables, f"{path}/self_attn", f"{key}.self_attn")
-        weights.layer_norm(variables, f"{path}/layer_norm2", f"{key}.layer_norm2")
-        weights.linear(variables, f"{path}/mlp/fc1", f"{key}.mlp.fc1")
-        weights.linear(variables, f"{path}/mlp/fc2", f"{key}.mlp.fc2")
+        weights.layer_norm(variables, f"{path}/{norm_1}", f"{key}.layer_norm1")
+        weights.attention(variables, f"{path}/{attention}", f"{key}.self_attn")
+        weights.layer_norm(variables, f"{path}/{norm_2}", f"{key}.layer_norm2")
+        weights.linear(variables, f"{path}/{fc_1}", f"{key}.mlp.fc1")
+        weights.linear(variables, f"{path}/{fc_2}", f"{key}.mlp.fc2")
 
 
 def clip_towers(config, tensors, source, dtype=None):
@@ -150,23 +177,10 @@ def clip_towers(config, tensors, source, dtype=None):
             f"is the last id of the vocabulary ({text['vocab_size'] - 1}) or the "
             f"legacy value 2. Received: eos_token_id={eos}"
         )
-    weights = WeightMap(
-        tensors,
-        source,
-        ignore=(
-            "text_model.embeddings.position_ids",
-            "vision_model.embeddings.position_ids",
-        ),
-    )
+    weights = WeightMap(tensors, source, ignore=_POSITION_IDS)
     vision_encoder = keras_hub.models.CLIPVisionEncoder(
         patch_size=int(vision["patch_size"]),
-        hidden_dim=vision["hidden_size"],
-        num_layers=vision["num_hidden_layers"],
-        num_heads=vision["num_attention_heads"],
-        intermediate_dim=vision["intermediate_size"],
-        intermediate_activation=_activation(
-            vision["hidden_act"], CLIP_ACTIVATIONS, "vision tower"
-        ),
+        **_transformer_args(vision, CLIP_ACTIVATIONS, "vision tower"),
         image_shape=_image_shape(vision),
         data_format="channels_last",
         dtype=dtype,
@@ -176,35 +190,26 @@ def clip_towers(config, tensors, source, dtype=None):
     _patch_embedding(weights, variables, f"{prefix}.embeddings.patch_embedding", False)
     key = f"{prefix}.embeddings.class_embedding"
     weights.assign(variables, "embedding/class_embedding", weights.get(key), key)
-    key = f"{prefix}.embeddings.position_embedding.weight"
-    path = "embedding/position_embedding/embeddings"
-    weights.assign(variables, path, weights.get(key), key)
+    _embeddings(weights, variables, prefix, ("position",))
     _positions(variables, "embedding/position_ids")
     weights.layer_norm(variables, "pre_layer_norm", f"{prefix}.pre_layrnorm")
-    _clip_blocks(weights, variables, prefix, vision["num_hidden_layers"])
+    _encoder_layers(
+        weights, variables, prefix, vision["num_hidden_layers"], _CLIP_BLOCK
+    )
     weights.layer_norm(variables, "layer_norm", f"{prefix}.post_layernorm")
     weights.check_variables(variables)
 
     text_encoder = keras_hub.models.CLIPTextEncoder(
         vocabulary_size=text["vocab_size"],
         embedding_dim=text["hidden_size"],
-        hidden_dim=text["hidden_size"],
-        num_layers=text["num_hidden_layers"],
-        num_heads=text["num_attention_heads"],
-        intermediate_dim=text["intermediate_size"],
-        intermediate_activation=_activation(
-            text["hidden_act"], CLIP_ACTIVATIONS, "text tower"
-        ),
+        **_transformer_args(text, CLIP_ACTIVATIONS, "text tower"),
         max_sequence_length=text["max_position_embeddings"],
         dtype=dtype,
     )
     variables = keras_variables(text_encoder)
     prefix = "text_model"
-    for name in ("token", "position"):
-        key = f"{prefix}.embeddings.{name}_embedding.weight"
-        path = f"embedding/{name}_embedding/embeddings"
-        weights.assign(variables, path, weights.get(key), key)
-    _clip_blocks(weights, variables, prefix, text["num_hidden_layers"])
+    _embeddings(weights, variables, prefix, ("token", "position"))
+    _encoder_layers(weights, variables, prefix, text["num_hidden_layers"], _CLIP_BLOCK)
     weights.layer_norm(variables, "layer_norm", f"{prefix}.final_layer_norm")
     weights.check_variables(variables)
     heads = {
@@ -255,23 +260,10 @@ def siglip_towers(config, tensors, source, dtype=None):
             "(vision_use_head=False), so it has no image embedding to convert. "
             "Received: vision_use_head=False"
         )
-    weights = WeightMap(
-        tensors,
-        source,
-        ignore=(
-            "text_model.embeddings.position_ids",
-            "vision_model.embeddings.position_ids",
-        ),
-    )
+    weights = WeightMap(tensors, source, ignore=_POSITION_IDS)
     vision_encoder = keras_hub.models.SigLIPVisionEncoder(
         patch_size=int(vision["patch_size"]),
-        hidden_dim=vision["hidden_size"],
-        num_layers=vision["num_hidden_layers"],
-        num_heads=vision["num_attention_heads"],
-        intermediate_dim=vision["intermediate_size"],
-        intermediate_activation=_activation(
-            vision["hidden_act"], SIGLIP_ACTIVATIONS, "vision tower"
-        ),
+        **_transformer_args(vision, SIGLIP_ACTIVATIONS, "vision tower"),
         layer_norm_epsilon=float(vision["layer_norm_eps"]),
         image_shape=_image_shape(vision),
         data_format="channels_last",
@@ -280,11 +272,11 @@ def siglip_towers(config, tensors, source, dtype=None):
     variables = keras_variables(vision_encoder)
     prefix = "vision_model"
     _patch_embedding(weights, variables, f"{prefix}.embeddings.patch_embedding", True)
-    key = f"{prefix}.embeddings.position_embedding.weight"
-    path = "embedding/position_embedding/embeddings"
-    weights.assign(variables, path, weights.get(key), key)
+    _embeddings(weights, variables, prefix, ("position",))
     _positions(variables, "embedding/position_ids")
-    _siglip_blocks(weights, variables, prefix, vision["num_hidden_layers"])
+    _encoder_layers(
+        weights, variables, prefix, vision["num_hidden_layers"], _SIGLIP_BLOCK
+    )
     weights.layer_norm(variables, "post_layer_norm", f"{prefix}.post_layernorm")
     _siglip_pooling_head(weights, variables, f"{prefix}.head")
     weights.check_variables(variables)
@@ -292,13 +284,7 @@ def siglip_towers(config, tensors, source, dtype=None):
     text_encoder = keras_hub.models.SigLIPTextEncoder(
         vocabulary_size=text["vocab_size"],
         embedding_dim=text["hidden_size"],
-        hidden_dim=text["hidden_size"],
-        num_layers=text["num_hidden_layers"],
-        num_heads=text["num_attention_heads"],
-        intermediate_dim=text["intermediate_size"],
-        intermediate_activation=_activation(
-            text["hidden_act"], SIGLIP_ACTIVATIONS, "text tower"
-        ),
+        **_transformer_args(text, SIGLIP_ACTIVATIONS, "text tower"),
         layer_norm_epsilon=float(text["layer_norm_eps"]),
         max_sequence_length=text["max_position_embeddings"],
         projection_dim=text["projection_size"] or text["hidden_size"],
@@ -306,12 +292,11 @@ def siglip_towers(config, tensors, source, dtype=None):
     )
     variables = keras_variables(text_encoder)
     prefix = "text_model"
-    for name in ("token", "position"):
-        key = f"{prefix}.embeddings.{name}_embedding.weight"
-        path = f"embedding/{name}_embedding/embeddings"
-        weights.assign(variables, path, weights.get(key), key)
+    _embeddings(weights, variables, prefix, ("token", "position"))
     _positions(variables, "embedding/position_ids")
-    _siglip_blocks(weights, variables, prefix, text["num_hidden_layers"])
+    _encoder_layers(
+        weights, variables, prefix, text["num_hidden_layers"], _SIGLIP_BLOCK
+    )
     weights.layer_norm(variables, "post_layer_norm", f"{prefix}.final_layer_norm")
     weights.linear(variables, "head", f"{prefix}.head")
     weights.check_variables(variables)

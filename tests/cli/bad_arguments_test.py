@@ -32,160 +32,83 @@ def paths(tmp_path):
     return tmp_path
 
 
-def shapes(out, *extra):
-    return ["train", *TINY, "--output", str(out), *extra]
+# Paths in the argv templates start with "{d}", the fixture's directory.
+def shapes(*extra, out="{d}/r"):
+    return ["train", *TINY, "--output", out, *extra]
 
 
-# (argv built from the fixture's directory, exit code, text in the message)
+def dataset_file(name, image_root="{d}/images"):
+    root = [] if image_root is None else ["--image-root", image_root]
+    return ["train", "--dataset", f"{{d}}/{name}", *root, "--output", "{d}/r"]
+
+
+def resume(run, *extra):
+    return ["train", "--output", f"{{d}}/{run}", "--resume", *extra]
+
+
+# name: (argv template, exit code, text in the message)
 CASES = {
-    "no command": (lambda d: [], 2, "required: COMMAND"),
-    "unknown command": (lambda d: ["fit"], 2, "invalid choice: 'fit'"),
-    "train without output": (
-        lambda d: ["train", "--dataset", "shapes"],
-        2,
-        "required: --output",
-    ),
-    "train without dataset": (
-        lambda d: ["train", "--output", str(d / "r")],
-        2,
-        "required: --dataset",
-    ),
-    "unknown family": (
-        lambda d: shapes(d / "r", "--family", "dalle"),
-        2,
-        "invalid choice: 'dalle'",
-    ),
-    "zero epochs": (lambda d: shapes(d / "r", "--epochs", "0"), 2, "must be >= 1"),
-    "epochs not a number": (
-        lambda d: shapes(d / "r", "--epochs", "many"),
-        2,
-        "expected an integer",
-    ),
-    "negative batch size": (
-        lambda d: shapes(d / "r", "--batch-size", "-4"),
-        2,
-        "--batch-size",
-    ),
-    "negative learning rate": (
-        lambda d: shapes(d / "r", "--learning-rate", "-1"),
-        2,
-        "finite number > 0",
-    ),
-    "nan learning rate": (
-        lambda d: shapes(d / "r", "--learning-rate", "nan"),
-        2,
-        "finite number > 0",
-    ),
-    "unknown backend": (
-        lambda d: shapes(d / "r", "--backend", "numpy"),
-        2,
-        "invalid choice: 'numpy'",
-    ),
-    "missing dataset file": (
-        lambda d: (
-            ["train", "--dataset", str(d / "nope.json")]
-            + ["--image-root", str(d / "images"), "--output", str(d / "r")]
-        ),
-        2,
-        "does not exist",
-    ),
+    "no command": ([], 2, "required: COMMAND"),
+    "unknown command": (["fit"], 2, "invalid choice: 'fit'"),
+    "train without output": (["train", "--dataset", "shapes"], 2, "required: --output"),
+    "train without dataset": (["train", "--output", "{d}/r"], 2, "required: --dataset"),
+    "unknown family": (shapes("--family", "dalle"), 2, "invalid choice: 'dalle'"),
+    "zero epochs": (shapes("--epochs", "0"), 2, "must be >= 1"),
+    "epochs not a number": (shapes("--epochs", "many"), 2, "expected an integer"),
+    "negative batch size": (shapes("--batch-size", "-4"), 2, "--batch-size"),
+    "negative learning rate": (shapes("--learning-rate", "-1"), 2, "finite number > 0"),
+    "nan learning rate": (shapes("--learning-rate", "nan"), 2, "finite number > 0"),
+    "unknown backend": (shapes("--backend", "numpy"), 2, "invalid choice: 'numpy'"),
+    "missing dataset file": (dataset_file("nope.json"), 2, "does not exist"),
     "dataset file without image root": (
-        lambda d: (
-            ["train", "--dataset", str(d / "captions.txt")] + ["--output", str(d / "r")]
-        ),
+        dataset_file("captions.txt", image_root=None),
         2,
         "--image-root is required",
     ),
     "missing image root": (
-        lambda d: (
-            ["train", "--dataset", str(d / "captions.txt")]
-            + ["--image-root", str(d / "nope"), "--output", str(d / "r")]
-        ),
+        dataset_file("captions.txt", image_root="{d}/nope"),
         2,
         "does not exist",
     ),
-    "malformed json dataset": (
-        lambda d: (
-            ["train", "--dataset", str(d / "bad.json")]
-            + ["--image-root", str(d / "images"), "--output", str(d / "r")]
-        ),
-        1,
-        "bad.json",
-    ),
-    "unrecognised json dataset": (
-        lambda d: (
-            ["train", "--dataset", str(d / "other.json")]
-            + ["--image-root", str(d / "images"), "--output", str(d / "r")]
-        ),
-        2,
-        "pass --format",
-    ),
-    "caption pointing at a missing image": (
-        lambda d: (
-            ["train", "--dataset", str(d / "captions.txt")]
-            + ["--image-root", str(d / "images"), "--output", str(d / "r")]
-        ),
-        1,
-        "img.jpg",
-    ),
+    "malformed json dataset": (dataset_file("bad.json"), 1, "bad.json"),
+    "unrecognised json dataset": (dataset_file("other.json"), 2, "pass --format"),
+    "caption pointing at a missing image": (dataset_file("captions.txt"), 1, "img.jpg"),
     "image root with shapes": (
-        lambda d: shapes(d / "r", "--image-root", str(d / "images")),
+        shapes("--image-root", "{d}/images"),
         2,
         "applies to a dataset file",
     ),
-    "resume without a run": (
-        lambda d: ["train", "--output", str(d / "r"), "--resume"],
-        2,
-        "nothing to resume",
-    ),
+    "resume without a run": (resume("r"), 2, "nothing to resume"),
     "resume and overwrite": (
-        lambda d: shapes(d / "r", "--resume", "--overwrite"),
+        shapes("--resume", "--overwrite"),
         2,
         "not allowed with argument",
     ),
-    "run already exists": (
-        lambda d: shapes(d / "existing"),
-        2,
-        "already holds a run",
-    ),
+    "run already exists": (shapes(out="{d}/existing"), 2, "already holds a run"),
     "resume with another batch size": (
-        lambda d: (
-            ["train", "--output", str(d / "saved"), "--resume"] + ["--batch-size", "64"]
-        ),
+        resume("saved", "--batch-size", "64"),
         2,
         "--batch-size 64 differs from its 32",
     ),
     "resume with another dataset": (
-        lambda d: (
-            ["train", "--output", str(d / "saved"), "--resume"]
-            + ["--dataset", str(d / "captions.txt")]
-        ),
+        resume("saved", "--dataset", "{d}/captions.txt"),
         2,
         "differs from its shapes",
     ),
     "resume a run with a broken run.json": (
-        lambda d: ["train", "--output", str(d / "existing"), "--resume"],
+        resume("existing"),
         1,
         "not a keras-mm run configuration",
     ),
-    "evaluate a missing run": (
-        lambda d: ["evaluate", str(d / "nope")],
-        1,
-        "does not exist",
-    ),
-    "evaluate an untrained run": (
-        lambda d: ["evaluate", str(d / "untrained")],
-        1,
-        "no trained model",
-    ),
-    "export a missing run": (lambda d: ["export", str(d / "nope")], 1, "nope"),
+    "evaluate a missing run": (["evaluate", "{d}/nope"], 1, "does not exist"),
+    "evaluate an untrained run": (["evaluate", "{d}/untrained"], 1, "no trained model"),
+    "export a missing run": (["export", "{d}/nope"], 1, "nope"),
 }
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_one_line_error_and_exit_code(case, paths, capsys):
-    make_argv, code, text = CASES[case]
-    assert main(make_argv(paths)) == code
+@pytest.mark.parametrize("argv, code, text", CASES.values(), ids=CASES.keys())
+def test_one_line_error_and_exit_code(argv, code, text, paths, capsys):
+    assert main([arg.format(d=paths) for arg in argv]) == code
     captured = capsys.readouterr()
     lines = stderr_lines(captured)
     assert len(lines) == 1, lines

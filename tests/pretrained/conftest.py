@@ -29,28 +29,31 @@ def perturb(model, seed):
         variable.assign(value + 0.1 * rng.standard_normal(value.shape))
 
 
+def tiny_towers(vision_cls, text_cls, num_layers, vocabulary_size, **text_kwargs):
+    """A tiny vision and text tower of keras-hub classes, with the same sizes."""
+    sizes = dict(hidden_dim=8, num_layers=num_layers, num_heads=2, intermediate_dim=16)
+    vision = vision_cls(patch_size=8, image_shape=(IMAGE_SIZE, IMAGE_SIZE, 3), **sizes)
+    text = text_cls(
+        vocabulary_size=vocabulary_size,
+        embedding_dim=8,
+        max_sequence_length=LENGTH,
+        **sizes,
+        **text_kwargs,
+    )
+    return vision, text
+
+
 def tiny_clip_backbone(seed=0):
     import keras_hub
 
     from tests.pretrained.tiny_vocabulary import tiny_vocabulary
 
     vocabulary, _ = tiny_vocabulary()
-    vision = keras_hub.models.CLIPVisionEncoder(
-        patch_size=8,
-        hidden_dim=8,
+    vision, text = tiny_towers(
+        keras_hub.models.CLIPVisionEncoder,
+        keras_hub.models.CLIPTextEncoder,
         num_layers=2,
-        num_heads=2,
-        intermediate_dim=16,
-        image_shape=(IMAGE_SIZE, IMAGE_SIZE, 3),
-    )
-    text = keras_hub.models.CLIPTextEncoder(
         vocabulary_size=len(vocabulary),
-        embedding_dim=8,
-        hidden_dim=8,
-        num_layers=2,
-        num_heads=2,
-        intermediate_dim=16,
-        max_sequence_length=LENGTH,
     )
     backbone = keras_hub.models.CLIPBackbone(vision, text, projection_dim=6)
     perturb(backbone, seed)
@@ -73,22 +76,11 @@ def tiny_clip_preprocessor():
 def tiny_siglip_backbone(seed=0):
     import keras_hub
 
-    vision = keras_hub.models.SigLIPVisionEncoder(
-        patch_size=8,
-        hidden_dim=8,
+    vision, text = tiny_towers(
+        keras_hub.models.SigLIPVisionEncoder,
+        keras_hub.models.SigLIPTextEncoder,
         num_layers=1,
-        num_heads=2,
-        intermediate_dim=16,
-        image_shape=(IMAGE_SIZE, IMAGE_SIZE, 3),
-    )
-    text = keras_hub.models.SigLIPTextEncoder(
         vocabulary_size=40,
-        embedding_dim=8,
-        hidden_dim=8,
-        num_layers=1,
-        num_heads=2,
-        intermediate_dim=16,
-        max_sequence_length=LENGTH,
         projection_dim=8,
     )
     backbone = keras_hub.models.SigLIPBackbone(vision, text)
