@@ -2,35 +2,15 @@
 
 import keras
 
-from keras_mm.encoders import ImageEncoder, TextEncoder
+from keras_mm.encoders import ConvImageEncoder, ImageEncoder, TextEncoder
 from keras_mm.models import CLIP
 
 
-def conv_image_encoder(image_shape, width, name="image_encoder"):
-    """A small CNN image tower: conv-pool stages to <= 8x8, then global pooling.
-
-    Built from core Keras layers only, so its `.keras` file loads in safe mode
-    under every backend. On the 32x32 shapes data it learns shape words within a
-    few epochs on a CPU, where the ViT `ImageEncoder` needs many more.
-    """
-    images = keras.Input(image_shape, name="images")
-    x = images
-    filters, size, stage = max(width // 2, 8), min(image_shape[:2]), 0
-    while True:
-        x = keras.layers.Conv2D(
-            filters, 3, padding="same", activation="relu", name=f"conv_{stage}"
-        )(x)
-        x = keras.layers.MaxPooling2D(name=f"pool_{stage}")(x)
-        size //= 2
-        stage += 1
-        filters = width
-        if size <= 8:
-            break
-    x = keras.layers.Conv2D(
-        width, 3, padding="same", activation="relu", name=f"conv_{stage}"
-    )(x)
-    features = keras.layers.GlobalAveragePooling2D(name="global_pool")(x)
-    return keras.Model(images, features, name=name)
+def conv_image_encoder(image_shape, width):
+    """The small CNN tower: on the 32x32 shapes data it learns within a few epochs."""
+    return ConvImageEncoder(
+        image_shape=image_shape, hidden_dim=width, name="image_encoder"
+    )
 
 
 def vit_image_encoder(image_shape, width):

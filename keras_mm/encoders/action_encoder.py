@@ -5,14 +5,13 @@ from keras_mm.encoders.encoder_utils import (
     OUTPUT_MODES,
     BaseEncoder,
     SequencePooling,
-    as_tensor,
     check_choice,
     check_heads,
     check_int,
     check_positive_float,
     check_rate,
-    input_error,
     outputs_for,
+    shape_matches,
     transformer_blocks,
     unique_name,
 )
@@ -191,32 +190,21 @@ class ActionEncoder(BaseEncoder):
     _input_key = "actions"
 
     def _check_inputs(self, inputs):
-        name = self.__class__.__name__
-        if isinstance(inputs, dict):
-            if "actions" not in inputs:
-                raise ValueError(
-                    f"{name}: a dict input must have the key 'actions'. Received: "
-                    f"keys={sorted(inputs)}"
-                )
-            inputs = inputs["actions"]
-        inputs = as_tensor(inputs, dtype="float32")
-        shape = tuple(None if d is None else int(d) for d in inputs.shape)
+        actions, shape = self._unpack_input(inputs, dtype="float32")
         if self.max_sequence_length is None:
-            ok = len(shape) == 2 and shape[1] in (None, self.action_dim)
+            ok = shape_matches(shape, (None, self.action_dim))
             expected = f"a float tensor (batch, {self.action_dim})"
         else:
-            ok = (
-                len(shape) == 3
-                and shape[2] in (None, self.action_dim)
-                and (shape[1] is None or 1 <= shape[1] <= self.max_sequence_length)
+            ok = shape_matches(shape, (None, None, self.action_dim)) and (
+                shape[1] is None or 1 <= shape[1] <= self.max_sequence_length
             )
             expected = (
                 f"a float tensor (batch, T, {self.action_dim}) with "
                 f"1 <= T <= {self.max_sequence_length}"
             )
         if not ok:
-            raise input_error(name, "actions", expected, inputs)
-        return inputs
+            raise self._input_error(expected, actions)
+        return actions
 
     def get_config(self):
         config = super().get_config()

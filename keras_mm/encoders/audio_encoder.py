@@ -6,14 +6,13 @@ from keras_mm.encoders.encoder_utils import (
     OUTPUT_MODES,
     BaseEncoder,
     SequencePooling,
-    as_tensor,
     check_choice,
     check_heads,
     check_int,
     check_positive_float,
     check_rate,
-    input_error,
     outputs_for,
+    shape_matches,
     transformer_blocks,
     unique_name,
 )
@@ -220,28 +219,18 @@ class AudioEncoder(BaseEncoder):
     _input_key = "audio"
 
     def _check_inputs(self, inputs):
-        name = self.__class__.__name__
-        if isinstance(inputs, dict):
-            if "audio" not in inputs:
-                raise ValueError(
-                    f"{name}: a dict input must have the key 'audio'. Received: "
-                    f"keys={sorted(inputs)}"
-                )
-            inputs = inputs["audio"]
-        inputs = as_tensor(inputs, dtype="float32")
-        shape = tuple(inputs.shape)
+        audio, shape = self._unpack_input(inputs, dtype="float32")
         minimum = self.fft_length // 2 + 1
-        length = None if len(shape) != 2 or shape[1] is None else int(shape[1])
-        ok = len(shape) == 2 and (
-            length is None or (length >= minimum and self.num_samples in (None, length))
+        ok = shape_matches(shape, (None, self.num_samples)) and (
+            shape[1] is None or shape[1] >= minimum
         )
         if not ok:
             if self.num_samples is None:
                 expected = f"a float waveform (batch, samples), samples >= {minimum}"
             else:
                 expected = f"a float waveform (batch, {self.num_samples})"
-            raise input_error(name, "audio", expected, inputs)
-        return inputs
+            raise self._input_error(expected, audio)
+        return audio
 
     def get_config(self):
         config = super().get_config()

@@ -78,10 +78,40 @@ def check_heads(hidden_dim, num_heads):
         )
 
 
+def check_image_shape(image_shape):
+    """`image_shape` as a tuple of 3 positive ints (height, width, channels)."""
+    ok = (
+        isinstance(image_shape, (list, tuple))
+        and len(image_shape) == 3
+        and all(
+            isinstance(d, int) and not isinstance(d, bool) and d > 0
+            for d in image_shape
+        )
+    )
+    if not ok:
+        raise ValueError(
+            "`image_shape` must be a tuple of 3 positive integers (height, width, "
+            f"channels). Received: image_shape={image_shape!r}"
+        )
+    return tuple(image_shape)
+
+
 def input_error(encoder, arg, expected, value):
     """A ValueError naming the encoder, the input, what was expected and received."""
     return ValueError(
         f"{encoder}: `{arg}` must be {expected}. Received: {arg} shape={_shape(value)}"
+    )
+
+
+def shape_matches(shape, expected):
+    """Whether `shape` has the rank of `expected` and its sizes where both are known.
+
+    `shape` and `expected` are tensors or shape tuples; None and symbolic sizes
+    (a `jax.export` batch dimension) match any size.
+    """
+    shape, expected = _shape(shape), _shape(expected)
+    return len(shape) == len(expected) and all(
+        s is None or e is None or s == e for s, e in zip(shape, expected)
     )
 
 
@@ -127,7 +157,9 @@ class BaseEncoder(keras.Model):
     Subclasses build their graph under `keras.name_scope(name)` (so two encoders
     of one class in one model have distinct variable paths, which torch needs to
     register every variable as a parameter), call `super().__init__(inputs=...,
-    outputs=...)`, then assign attributes, and implement `_check_inputs`.
+    outputs=...)`, then assign attributes, and implement `_check_inputs`
+    (single-input encoders with `_unpack_input`, `shape_matches` and
+    `_input_error`).
     """
 
     # Subclasses set the key of their single tensor input, if they have one.
@@ -135,6 +167,29 @@ class BaseEncoder(keras.Model):
 
     def _check_inputs(self, inputs):
         return inputs
+
+    def _unpack_input(self, inputs, dtype=None):
+        """The tensor input of a single-input encoder and its static shape.
+
+        `inputs` is the tensor or a dict holding it under `_input_key`; a dict
+        without that key raises a ValueError naming it. Returns `(tensor,
+        shape)`, with None in the shape for unknown and symbolic sizes, so the
+        checks never read a traced dimension as an int.
+        """
+        if isinstance(inputs, dict):
+            key = self._input_key
+            if key not in inputs:
+                raise ValueError(
+                    f"{self.__class__.__name__}: a dict input must have the key "
+                    f"'{key}'. Received: keys={sorted(inputs)}"
+                )
+            inputs = inputs[key]
+        inputs = as_tensor(inputs, dtype=dtype)
+        return inputs, _shape(inputs)
+
+    def _input_error(self, expected, value):
+        """`input_error` for this encoder's `_input_key`."""
+        return input_error(self.__class__.__name__, self._input_key, expected, value)
 
     def _input_shape_struct(self, input_shape):
         """Map a shape given in the call convention to the graph's input shapes."""

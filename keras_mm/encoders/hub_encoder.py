@@ -6,11 +6,10 @@ from keras_mm.encoders.encoder_utils import (
     OUTPUT_MODES,
     BaseEncoder,
     SequencePooling,
-    as_tensor,
     check_choice,
     check_int,
-    input_error,
     outputs_for,
+    shape_matches,
     unique_name,
 )
 from keras_mm.encoders.text_encoder import check_text_inputs, text_input_shapes
@@ -251,30 +250,18 @@ class HubEncoder(BaseEncoder):
         self._hub_max_length = getattr(backbone, "max_sequence_length", None)
 
     def _check_inputs(self, inputs):
-        name = self.__class__.__name__
         if self.modality == "text":
             max_length = (
                 self._hub_max_length if isinstance(self._hub_max_length, int) else None
             )
-            return check_text_inputs(name, inputs, self.pad_token_id, max_length)
-        if isinstance(inputs, dict):
-            if self._hub_input_key not in inputs:
-                raise ValueError(
-                    f"{name}: a dict input must have the key '{self._hub_input_key}'. "
-                    f"Received: keys={sorted(inputs)}"
-                )
-            inputs = inputs[self._hub_input_key]
-        inputs = as_tensor(inputs)
-        shape = tuple(inputs.shape)
-        expected = (None,) + self._hub_input_shape
-        ok = len(shape) == len(expected) and all(
-            s is None or e is None or int(s) == int(e) for s, e in zip(shape, expected)
-        )
-        if not ok:
-            raise input_error(
-                name, self._hub_input_key, f"a tensor of shape {expected}", inputs
+            return check_text_inputs(
+                self.__class__.__name__, inputs, self.pad_token_id, max_length
             )
-        return inputs
+        tensor, shape = self._unpack_input(inputs)
+        expected = (None,) + self._hub_input_shape
+        if not shape_matches(shape, expected):
+            raise self._input_error(f"a tensor of shape {expected}", tensor)
+        return tensor
 
     @property
     def _input_key(self):

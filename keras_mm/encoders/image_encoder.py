@@ -6,33 +6,21 @@ from keras_mm.encoders.encoder_utils import (
     BaseEncoder,
     ClassToken,
     SequencePooling,
-    as_tensor,
     check_choice,
     check_heads,
+    check_image_shape,
     check_int,
     check_positive_float,
     check_rate,
-    input_error,
     outputs_for,
+    shape_matches,
     transformer_blocks,
     unique_name,
 )
 
 
 def _check_image_shape(image_shape, patch_size):
-    ok = (
-        isinstance(image_shape, (list, tuple))
-        and len(image_shape) == 3
-        and all(
-            isinstance(d, int) and not isinstance(d, bool) and d > 0
-            for d in image_shape
-        )
-    )
-    if not ok:
-        raise ValueError(
-            "`image_shape` must be a tuple of 3 positive integers (height, width, "
-            f"channels). Received: image_shape={image_shape!r}"
-        )
+    image_shape = check_image_shape(image_shape)
     if image_shape[0] % patch_size or image_shape[1] % patch_size:
         raise ValueError(
             "The image height and width must be divisible by `patch_size`. "
@@ -213,28 +201,13 @@ class ImageEncoder(BaseEncoder):
     _input_key = "images"
 
     def _check_inputs(self, inputs):
-        name = self.__class__.__name__
-        if isinstance(inputs, dict):
-            if "images" not in inputs:
-                raise ValueError(
-                    f"{name}: a dict input must have the key 'images'. Received: "
-                    f"keys={sorted(inputs)}"
-                )
-            inputs = inputs["images"]
-        inputs = as_tensor(inputs)
-        shape = tuple(inputs.shape)
+        images, shape = self._unpack_input(inputs)
         expected = (None,) + self.image_shape
-        ok = len(shape) == 4 and all(
-            s is None or e is None or int(s) == e for s, e in zip(shape, expected)
-        )
-        if not ok:
-            raise input_error(
-                name,
-                "images",
-                f"a float tensor of shape {expected} (batch, H, W, C)",
-                inputs,
+        if not shape_matches(shape, expected):
+            raise self._input_error(
+                f"a float tensor of shape {expected} (batch, H, W, C)", images
             )
-        return inputs
+        return images
 
     def get_config(self):
         config = super().get_config()

@@ -15,9 +15,11 @@ from keras_mm.encoders.encoder_utils import (
     check_rate,
     input_error,
     outputs_for,
+    shape_matches,
     transformer_blocks,
     unique_name,
 )
+from keras_mm.utils.input_checks import _shape
 
 
 @keras_mm_export("keras_mm.encoders.TextEncoder")
@@ -232,7 +234,7 @@ def check_text_inputs(name, inputs, pad_token_id, max_sequence_length=None):
     else:
         token_ids, padding_mask = inputs, None
     token_ids = as_tensor(token_ids)
-    shape = tuple(token_ids.shape)
+    shape = _shape(token_ids)
     expected = "an integer tensor of shape (batch, sequence_length)"
     if max_sequence_length is not None:
         expected += f" with sequence_length <= {max_sequence_length}"
@@ -240,7 +242,7 @@ def check_text_inputs(name, inputs, pad_token_id, max_sequence_length=None):
         len(shape) == 2
         and max_sequence_length is not None
         and shape[1] is not None
-        and int(shape[1]) > max_sequence_length
+        and shape[1] > max_sequence_length
     )
     if len(shape) != 2 or too_long:
         raise input_error(name, "token_ids", expected, token_ids)
@@ -248,16 +250,11 @@ def check_text_inputs(name, inputs, pad_token_id, max_sequence_length=None):
         padding_mask = ops.not_equal(token_ids, pad_token_id)
     else:
         padding_mask = as_tensor(padding_mask)
-        mask_shape = tuple(padding_mask.shape)
-        same = len(mask_shape) == 2 and all(
-            a is None or b is None or int(a) == int(b)
-            for a, b in zip(mask_shape, shape)
-        )
-        if not same:
+        if not shape_matches(padding_mask, shape):
             raise ValueError(
                 f"{name}: `padding_mask` must have the shape of `token_ids`. "
-                f"Received: token_ids shape={tuple(shape)}, padding_mask "
-                f"shape={tuple(mask_shape)}"
+                f"Received: token_ids shape={shape}, padding_mask "
+                f"shape={_shape(padding_mask)}"
             )
         if keras.backend.standardize_dtype(padding_mask.dtype) != "bool":
             padding_mask = ops.cast(padding_mask, "bool")

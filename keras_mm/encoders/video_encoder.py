@@ -6,13 +6,12 @@ from keras_mm.encoders.encoder_utils import (
     OUTPUT_MODES,
     BaseEncoder,
     SequencePooling,
-    as_tensor,
     check_choice,
     check_int,
     check_positive_float,
     check_rate,
-    input_error,
     outputs_for,
+    shape_matches,
     transformer_blocks,
     unique_name,
 )
@@ -260,37 +259,19 @@ class VideoEncoder(BaseEncoder):
     _input_key = "videos"
 
     def _check_inputs(self, inputs):
-        name = self.__class__.__name__
-        if isinstance(inputs, dict):
-            if "videos" not in inputs:
-                raise ValueError(
-                    f"{name}: a dict input must have the key 'videos'. Received: "
-                    f"keys={sorted(inputs)}"
-                )
-            inputs = inputs["videos"]
-        inputs = as_tensor(inputs)
-        shape = tuple(inputs.shape)
-        if (
-            len(shape) == 5
-            and shape[1] is not None
-            and int(shape[1]) != self.num_frames
-        ):
+        videos, shape = self._unpack_input(inputs)
+        if len(shape) == 5 and shape[1] not in (None, self.num_frames):
             raise ValueError(
-                f"{name}: `videos` must have num_frames={self.num_frames} frames "
-                f"(axis 1). Received: videos shape={shape}"
+                f"{self.__class__.__name__}: `videos` must have "
+                f"num_frames={self.num_frames} frames (axis 1). Received: videos "
+                f"shape={shape}"
             )
         expected = (None, self.num_frames) + self.frame_shape
-        ok = len(shape) == 5 and all(
-            s is None or int(s) == e for s, e in zip(shape[2:], expected[2:])
-        )
-        if not ok:
-            raise input_error(
-                name,
-                "videos",
-                f"a float tensor of shape {expected} (batch, frames, H, W, C)",
-                inputs,
+        if not shape_matches(shape, expected):
+            raise self._input_error(
+                f"a float tensor of shape {expected} (batch, frames, H, W, C)", videos
             )
-        return inputs
+        return videos
 
     def get_config(self):
         config = super().get_config()

@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import warnings
 
 import keras
 
@@ -144,8 +143,9 @@ def _export_in_process(model, filepath, sequence_length, verbose):
         and sequence_length is None
         and _has_free_dims(_inputs_struct(model))
     ):
-        # jax2tf traces free dimensions symbolically, and input checks that read
-        # the token axis as an int fail on them: export a fixed length instead.
+        # jax2tf traces free dimensions symbolically, and keras-hub's
+        # PositionEmbedding cannot compare a symbolic token axis with its
+        # table size: export a fixed length instead (the batch stays free).
         sequence_length = _default_sequence_length(model)
         if sequence_length is None:
             raise ValueError(
@@ -189,15 +189,6 @@ def _export_in_subprocess(keras_file, filepath, backend, sequence_length, verbos
     return json.loads(lines[-1])
 
 
-def _is_symbolic_shape_error(error):
-    """Whether `error` is JAX's shape-polymorphism failure (jax2tf tracing)."""
-    if keras.backend.backend() != "jax":
-        return False
-    import jax
-
-    return isinstance(error, jax.errors.InconclusiveDimensionOperation)
-
-
 def _check_sequence_length(sequence_length):
     if sequence_length is None:
         return None
@@ -231,13 +222,14 @@ def export_saved_model(model, filepath, sequence_length=None, verbose=False):
     Every endpoint runs in inference mode with a free batch dimension. The
     artifact needs TensorFlow, not Keras, to load and serve.
 
-    On TensorFlow and JAX (through `jax2tf`) the export runs in this process
-    with `keras.export.ExportArchive`; on JAX, a model whose layers cannot be
-    traced with a symbolic batch size is exported the torch way, with a
-    warning. On torch, where that path fails inside
-    `torch.export` (Keras 3.15, torch 2.13), the model is saved to a temporary
-    `.keras` file that a subprocess with `KERAS_BACKEND=tensorflow` loads and
-    exports; a `.keras` file gives the same outputs under every backend.
+    On TensorFlow and JAX (through `jax2tf`, with a symbolic batch size) the
+    export runs in this process with `keras.export.ExportArchive`. On torch,
+    where that path fails inside `torch.export` (Keras 3.15, torch 2.13), the
+    model is saved to a temporary `.keras` file that a subprocess with
+    `KERAS_BACKEND=tensorflow` loads and exports; a `.keras` file gives the
+    same outputs under every backend. (A custom layer that reads the batch
+    size as a Python int cannot be traced by `jax2tf`: export its `.keras` file
+    with `KERAS_BACKEND=tensorflow python -m keras_mm.export.saved_model`.)
 
     Args:
         model: a functional keras_mm model (e.g. `keras_mm.models.CLIP`), or
@@ -283,20 +275,7 @@ def export_saved_model(model, filepath, sequence_length=None, verbose=False):
         )
     _inputs_struct(model)
     if direct:
-        try:
-            return _export_in_process(model, filepath, sequence_length, verbose)
-        except Exception as error:
-            if not _is_symbolic_shape_error(error):
-                raise
-            # A layer read a symbolic (jax2tf) dimension as an int. Export the
-            # same weights under TensorFlow instead, as on torch.
-            warnings.warn(
-                "The JAX export could not trace the model with a free batch "
-                f"dimension ({type(error).__name__}: "
-                f"{str(error).strip().splitlines()[0]}); exporting under "
-                f"KERAS_BACKEND={FALLBACK_BACKEND} in a subprocess instead.",
-                stacklevel=2,
-            )
+        return _export_in_process(model, filepath, sequence_length, verbose)
     with tempfile.TemporaryDirectory() as tmp:
         keras_file = os.path.join(tmp, "model.keras")
         model.save(keras_file, include_optimizer=False)

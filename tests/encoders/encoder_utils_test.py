@@ -6,6 +6,7 @@ from keras_mm.encoders.encoder_utils import (
     CausalMask,
     ClassToken,
     SequencePooling,
+    shape_matches,
     unique_name,
 )
 from keras_mm.testing import TestCase
@@ -59,3 +60,18 @@ class EncoderUtilsTest(TestCase):
         self.assertEqual(unique_name("mine", "x"), "mine")
         with pytest.raises(ValueError, match="name"):
             unique_name("a/b", "x")
+
+    def test_shape_matches_ignores_unknown_and_symbolic_sizes(self):
+        self.assertTrue(shape_matches((2, 8, 3), (None, 8, 3)))
+        self.assertTrue(shape_matches((None, None, 3), (None, 8, 3)))
+        self.assertTrue(shape_matches(np.zeros((2, 8, 3)), (None, 8, None)))
+        self.assertFalse(shape_matches((2, 8, 4), (None, 8, 3)))
+        self.assertFalse(shape_matches((2, 8), (None, 8, 3)))
+        if keras.backend.backend() == "jax":
+            # The batch size of `jax.export` (jax2tf) tracing: never read as int.
+            import jax
+
+            batch = jax.export.symbolic_shape("batch")[0]
+            self.assertTrue(shape_matches((batch, 8, 3), (None, 8, 3)))
+            self.assertTrue(shape_matches((batch, 8, 3), (2, 8, 3)))
+            self.assertFalse(shape_matches((batch, 8, 4), (None, 8, 3)))

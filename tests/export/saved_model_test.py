@@ -2,7 +2,8 @@
 
 The SavedModel is loaded in a subprocess where Keras cannot be imported
 (`serve_without_keras.py`) and run with `saved_model_cli run`; both must give
-the Keras model's outputs within 1e-5.
+the Keras model's outputs within 1e-5. TensorFlow and JAX export in this
+process; only torch exports in a TensorFlow subprocess.
 """
 
 import os
@@ -13,7 +14,7 @@ import pytest
 from keras import ops
 
 from keras_mm.encoders import ImageEncoder, TextEncoder
-from keras_mm.export import export_saved_model, serving_endpoints
+from keras_mm.export import export_saved_model, saved_model, serving_endpoints
 from keras_mm.models import CLIP
 from tests.export.saved_model_checks import saved_model_cli_run, serve_without_keras
 
@@ -60,22 +61,44 @@ def numpy(x):
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """A tiny CLIP and its SavedModel, exported once for the module."""
+    """A tiny CLIP and its SavedModel, exported once for the module.
+
+    Also returns the backends of the export subprocesses that were started.
+    """
     model = tiny_clip()
     path = str(tmp_path_factory.mktemp("export") / "saved_model")
-    endpoints = export_saved_model(model, path, sequence_length=SEQUENCE_LENGTH)
-    return model, path, endpoints
+    subprocess_backends = []
+    in_subprocess = saved_model._export_in_subprocess
+
+    def spy(keras_file, filepath, backend, *args):
+        subprocess_backends.append(backend)
+        return in_subprocess(keras_file, filepath, backend, *args)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(saved_model, "_export_in_subprocess", spy)
+        endpoints = export_saved_model(model, path, sequence_length=SEQUENCE_LENGTH)
+    return model, path, endpoints, subprocess_backends
+
+
+def test_exports_in_process_except_on_torch(exported):
+    # JAX traces the whole CLIP, text encoder input checks included, with a
+    # symbolic batch size (jax2tf); the other tests compare its outputs at 1e-5.
+    *_, subprocess_backends = exported
+    if keras.backend.backend() == "torch":
+        assert subprocess_backends == ["tensorflow"]
+    else:
+        assert subprocess_backends == []
 
 
 def test_writes_three_endpoints(exported):
-    _, path, endpoints = exported
+    _, path, endpoints, _ = exported
     assert endpoints == ["serve", "encode_image", "encode_text"]
     assert os.path.isfile(os.path.join(path, "saved_model.pb"))
     assert os.path.isdir(os.path.join(path, "variables"))
 
 
 def test_endpoints_match_keras_without_keras(exported, tmp_path):
-    model, path, _ = exported
+    model, path, _, _ = exported
     x = make_inputs(5, seed=1)
     text = {k: x[k] for k in ("token_ids", "padding_mask")}
     served = serve_without_keras(
@@ -106,7 +129,7 @@ def test_endpoints_match_keras_without_keras(exported, tmp_path):
 
 
 def test_saved_model_cli_run(exported, tmp_path):
-    model, path, _ = exported
+    model, path, _, _ = exported
     x = make_inputs(3, seed=2)
     outputs = saved_model_cli_run(
         path,
