@@ -8,7 +8,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-BACKENDS ?= tensorflow jax torch
+BACKENDS ?= jax tensorflow torch
 export HF_HUB_OFFLINE := 1
 export TF_CPP_MIN_LOG_LEVEL := 3
 export PYTHONUNBUFFERED := 1
@@ -41,16 +41,31 @@ format: $(STAMP)
 	$(BIN)/ruff format keras_mm tests benchmarks
 	$(BIN)/ruff check --fix keras_mm tests benchmarks
 
+# Backends run as parallel make jobs (TEST_JOBS at a time), each in its own pytest
+# process (Keras fixes the backend at import) with its log in test-logs/<backend>.log,
+# printed when it ends. The small models of the suite leave a core mostly idle per
+# process, so two at a time finish sooner on two cores. torch runs single-threaded.
+TEST_JOBS ?= 2
+PYTEST_ARGS ?= -q -p no:cacheprovider --durations=15
+
 test: lint
-	@failed=""; \
-	for backend in $(BACKENDS); do \
-		echo "=== KERAS_BACKEND=$$backend ==="; \
-		threads=""; [ "$$backend" = torch ] && threads="OMP_NUM_THREADS=1"; \
-		env $$threads KERAS_BACKEND=$$backend $(BIN)/python -m pytest -q -p no:cacheprovider tests \
-			|| failed="$$failed $$backend"; \
-	done; \
-	if [ -n "$$failed" ]; then echo "FAILED backends:$$failed"; exit 1; fi; \
+	@mkdir -p test-logs; rm -f test-logs/*.failed
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory -k -j$(TEST_JOBS) $(addprefix test-,$(BACKENDS)); \
+	echo "test time: $$(( $$(date +%s) - start )) s"; \
+	failed=$$(cd test-logs && ls *.failed 2>/dev/null | sed 's/.failed//' | tr '\n' ' '); \
+	if [ -n "$$failed" ]; then echo "FAILED backends: $$failed"; exit 1; fi; \
 	echo "all backends passed: $(BACKENDS)"
 
+test-%: $(STAMP)
+	@mkdir -p test-logs
+	@echo "=== KERAS_BACKEND=$* started ==="
+	@threads=""; [ "$*" = torch ] && threads="OMP_NUM_THREADS=1"; \
+	start=$$(date +%s); \
+	env $$threads KERAS_BACKEND=$* $(BIN)/python -m pytest $(PYTEST_ARGS) tests \
+		> test-logs/$*.log 2>&1 || touch test-logs/$*.failed; \
+	echo "=== KERAS_BACKEND=$* finished in $$(( $$(date +%s) - start )) s ==="; \
+	cat test-logs/$*.log
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache test-logs

@@ -4,7 +4,12 @@ from keras import ops
 
 from keras_mm.api_export import keras_mm_export
 from keras_mm.layers import ContrastiveLogits, ProjectionHead
-from keras_mm.losses import clip_loss, siglip_loss
+from keras_mm.losses import (
+    clip_loss,
+    clip_loss_from_embeddings,
+    siglip_loss,
+    siglip_loss_from_embeddings,
+)
 from keras_mm.models.clip.clip_presets import clip_presets
 from keras_mm.models.model_utils import (
     call_text_encoder,
@@ -44,6 +49,17 @@ def contrastive_loss(loss, logits, labels=None):
     )
 
 
+def embedding_contrastive_loss(loss, head, x, y, labels=None, tile_size=None):
+    """CLIP's or SigLIP's loss of `head`'s logits of `x @ y^T`, optionally tiled."""
+    if loss == "siglip":
+        return siglip_loss_from_embeddings(
+            x, y, head.scale, head.bias, labels=labels, tile_size=tile_size
+        )
+    return clip_loss_from_embeddings(
+        x, y, head.scale, labels=labels, tile_size=tile_size
+    )
+
+
 @keras_mm_export("keras_mm.models.CLIP")
 class CLIP(MultimodalModel):
     """Contrastive language-image pre-training (CLIP / SigLIP), trainable with `fit`.
@@ -77,6 +93,10 @@ class CLIP(MultimodalModel):
         init_scale: float or None. Initial logit scale; None picks `1/0.07`
             (clip) or `10` with bias `-10` (siglip).
         max_scale: float. Clamp of the logit scale (CLIP uses 100).
+        tile_size: int or None. If set, the loss is computed `tile_size` image
+            rows at a time and never forms the `(B, B)` logits, so its memory
+            grows linearly in the batch (same value and gradients; see
+            `keras_mm.losses.clip_loss_from_embeddings` and docs/distributed.md).
         dtype: dtype policy of the projection heads (e.g. `"mixed_bfloat16"`);
             the loss is always computed in float32.
         **kwargs: `name`, `trainable`.
@@ -117,10 +137,13 @@ class CLIP(MultimodalModel):
         text_pooling="mean",
         init_scale=None,
         max_scale=100.0,
+        tile_size=None,
         dtype=None,
         **kwargs,
     ):
         check_positive_int("embed_dim", embed_dim)
+        if tile_size is not None:
+            check_positive_int("tile_size", tile_size)
         check_choice("loss", loss, LOSSES)
         check_choice("image_pooling", image_pooling, POOLINGS)
         check_choice("text_pooling", text_pooling, POOLINGS)
@@ -168,6 +191,7 @@ class CLIP(MultimodalModel):
         self.text_pooling = text_pooling
         self.init_scale = init_scale
         self.max_scale = max_scale
+        self.tile_size = tile_size
         self.logits_head = contrastive_head(
             loss, init_scale, max_scale, self.dtype_policy, "logits_head"
         )
@@ -177,8 +201,15 @@ class CLIP(MultimodalModel):
     # ------------------------------------------------------------------ loss
     def loss_terms(self, x, y=None, y_pred=None, training=False):
         """The contrastive loss; `y`: None or `(batch,)` group ids."""
-        logits = self.logits_head(y_pred["image_embeddings"], y_pred["text_embeddings"])
-        return {"loss": contrastive_loss(self.loss_name, logits, y)}
+        loss = embedding_contrastive_loss(
+            self.loss_name,
+            self.logits_head,
+            y_pred["image_embeddings"],
+            y_pred["text_embeddings"],
+            labels=y,
+            tile_size=self.tile_size,
+        )
+        return {"loss": loss}
 
     def similarity(self, image_embeddings, text_embeddings):
         """Scaled float32 logits `(B_image, B_text)` of the learned temperature."""
@@ -314,6 +345,7 @@ class CLIP(MultimodalModel):
                 "text_pooling": self.text_pooling,
                 "init_scale": self.init_scale,
                 "max_scale": self.max_scale,
+                "tile_size": self.tile_size,
             }
         )
         return config
