@@ -2,7 +2,11 @@ import keras
 from keras import ops
 
 from keras_mm.api_export import keras_mm_export
-from keras_mm.utils.input_checks import check_mask_shape, check_modality_shapes
+from keras_mm.utils.input_checks import (
+    check_built_features,
+    check_mask_shape,
+    check_modality_shapes,
+)
 
 
 @keras_mm_export("keras_mm.layers.AttentionFusion")
@@ -75,7 +79,11 @@ class AttentionFusion(keras.layers.Layer):
         self.supports_masking = True
 
     def _check(self, inputs):
-        return check_modality_shapes(self.__class__.__name__, inputs, ranks=(2, 3))
+        name = self.__class__.__name__
+        shapes = check_modality_shapes(name, inputs, ranks=(2, 3))
+        if self.built:
+            check_built_features(name, shapes, [self.kernel.shape[0]] * len(shapes))
+        return shapes
 
     def build(self, input_shape):
         shapes = self._check(input_shape)

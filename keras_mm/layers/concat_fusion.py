@@ -2,7 +2,11 @@ import keras
 from keras import ops
 
 from keras_mm.api_export import keras_mm_export
-from keras_mm.utils.input_checks import check_modality_shapes, modality_mask
+from keras_mm.utils.input_checks import (
+    check_float,
+    check_modality_shapes,
+    modality_mask,
+)
 
 
 @keras_mm_export("keras_mm.layers.ConcatFusion")
@@ -52,14 +56,10 @@ class ConcatFusion(keras.layers.Layer):
                 raise ValueError(
                     f"`{arg}` must be a positive integer. Received: {arg}={value!r}"
                 )
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(
-                f"`dropout` must be in [0, 1). Received: dropout={dropout!r}"
-            )
         self.hidden_dim = hidden_dim
         self.output_dim = output_dim
         self.activation = keras.activations.get(activation)
-        self.dropout = float(dropout)
+        self.dropout = check_float("dropout", dropout, 0.0, 1.0, high_open=True)
         self.hidden_dense = keras.layers.Dense(
             hidden_dim,
             activation=self.activation,

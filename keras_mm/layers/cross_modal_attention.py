@@ -2,7 +2,11 @@ import keras
 from keras import ops
 
 from keras_mm.api_export import keras_mm_export
-from keras_mm.utils.input_checks import check_mask_shape
+from keras_mm.utils.input_checks import (
+    check_built_features,
+    check_float,
+    check_mask_shape,
+)
 
 
 @keras_mm_export("keras_mm.layers.CrossModalAttention")
@@ -71,20 +75,18 @@ class CrossModalAttention(keras.layers.Layer):
                 raise ValueError(
                     f"`{arg}` must be a positive integer. Received: {arg}={value!r}"
                 )
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(
-                f"`dropout` must be in [0, 1). Received: dropout={dropout!r}"
-            )
         self.num_heads = num_heads
         self.key_dim = key_dim
         self.intermediate_dim = intermediate_dim
-        self.dropout = float(dropout)
-        self.layer_norm_epsilon = layer_norm_epsilon
+        self.dropout = check_float("dropout", dropout, 0.0, 1.0, high_open=True)
+        self.layer_norm_epsilon = check_float(
+            "layer_norm_epsilon", layer_norm_epsilon, 0.0, low_open=True
+        )
         self.supports_masking = True
 
         def norm(name):
             return keras.layers.LayerNormalization(
-                epsilon=layer_norm_epsilon, dtype=self.dtype_policy, name=name
+                epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name=name
             )
 
         self.query_norm = norm("query_norm")
@@ -127,6 +129,12 @@ class CrossModalAttention(keras.layers.Layer):
                 f"{name}: `query` and `context` must have the same batch size. "
                 f"Received: query shape={query_shape}, context shape={context_shape}"
             )
+        if self.built:
+            for arg, shape, norm in (
+                ("query", query_shape, self.query_norm),
+                ("context", context_shape, self.context_norm),
+            ):
+                check_built_features(name, [shape], [norm.gamma.shape[0]], arg=arg)
         return query_shape, context_shape
 
     def build(self, query_shape, context_shape):

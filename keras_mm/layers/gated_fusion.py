@@ -2,7 +2,11 @@ import keras
 from keras import ops
 
 from keras_mm.api_export import keras_mm_export
-from keras_mm.utils.input_checks import check_modality_shapes, modality_mask
+from keras_mm.utils.input_checks import (
+    check_built_features,
+    check_modality_shapes,
+    modality_mask,
+)
 
 
 @keras_mm_export("keras_mm.layers.GatedFusion")
@@ -77,6 +81,8 @@ class GatedFusion(keras.layers.Layer):
                 f"{self.__class__.__name__}: this layer was built for "
                 f"{len(self.gate_kernels)} modalities. Received: {n} inputs"
             )
+        kernels = [k.shape[0] for k in self.gate_kernels]
+        check_built_features(self.__class__.__name__, shapes, kernels)
         mask = modality_mask(self.__class__.__name__, mask, inputs, inputs[0].dtype)
         h = 0
         for i, z in enumerate(inputs):

@@ -5,7 +5,7 @@ import numpy as np
 from keras import ops
 
 from keras_mm.api_export import keras_mm_export
-from keras_mm.utils.input_checks import check_modality_shapes
+from keras_mm.utils.input_checks import check_built_features, check_modality_shapes
 
 
 def _inverse_sqrt(cov):
@@ -93,6 +93,9 @@ class LinearCCA(keras.layers.Layer):
                 f"{name}: `units` ({self.units}) must be <= the feature size of "
                 f"both views, (batch, d >= {self.units}). {received}"
             )
+        if self.built:
+            means = [self.mean_x.shape[0], self.mean_y.shape[0]]
+            check_built_features(name, shapes, means, arg=arg)
         return shapes
 
     def build(self, input_shape):

@@ -2,7 +2,7 @@ import keras
 from keras import ops
 
 from keras_mm.api_export import keras_mm_export
-from keras_mm.utils.input_checks import check_modality_shapes
+from keras_mm.utils.input_checks import check_built_features, check_modality_shapes
 
 
 def orthonormal_columns(kernel):
@@ -94,6 +94,9 @@ class OrthogonalAlignment(keras.layers.Layer):
                 f"both views, (batch, d >= {self.units}), to have orthonormal "
                 f"columns. Received: inputs shapes={[tuple(s) for s in shapes]}"
             )
+        if self.built:
+            kernels = [self.kernel_x.shape[0], self.kernel_y.shape[0]]
+            check_built_features(name, shapes, kernels)
         return shapes
 
     def build(self, input_shape):
@@ -102,12 +105,14 @@ class OrthogonalAlignment(keras.layers.Layer):
             name="kernel_x",
             shape=(shapes[0][-1], self.units),
             initializer=self.kernel_initializer,
-            autocast=False,  # the QR runs in float32
+            dtype="float32",  # the QR runs in float32 (no float16 QR on CPU)
+            autocast=False,
         )
         self.kernel_y = self.add_weight(
             name="kernel_y",
             shape=(shapes[1][-1], self.units),
             initializer=self.kernel_initializer,
+            dtype="float32",
             autocast=False,
         )
 

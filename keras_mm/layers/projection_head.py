@@ -2,6 +2,7 @@ import keras
 from keras import ops
 
 from keras_mm.api_export import keras_mm_export
+from keras_mm.utils.input_checks import check_float
 
 
 @keras_mm_export("keras_mm.layers.ProjectionHead")
@@ -61,12 +62,10 @@ class ProjectionHead(keras.layers.Layer):
                 f"`hidden_dim` must be None or a positive integer. Received: "
                 f"hidden_dim={hidden_dim!r}"
             )
-        if not float(epsilon) > 0:
-            raise ValueError(f"`epsilon` must be > 0. Received: epsilon={epsilon!r}")
         self.output_dim = output_dim
         self.hidden_dim = hidden_dim
         self.normalize = bool(normalize)
-        self.epsilon = float(epsilon)
+        self.epsilon = check_float("epsilon", epsilon, 0.0, low_open=True)
         self.supports_masking = True
         self.hidden_dense = None
         if hidden_dim is not None:
@@ -82,7 +81,7 @@ class ProjectionHead(keras.layers.Layer):
 
     def _check(self, input_shape):
         input_shape = tuple(input_shape)
-        if len(input_shape) < 2 or input_shape[-1] is None:
+        if len(input_shape) < 2 or not isinstance(input_shape[-1], int):
             raise ValueError(
                 f"{self.__class__.__name__}: `inputs` must have rank >= 2 (batch, "
                 f"..., features) with a known feature size. Received: inputs "

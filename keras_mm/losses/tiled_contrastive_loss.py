@@ -25,6 +25,8 @@ eagerly, under `jax.jit` and inside `tf.function`; a batch that is not a
 multiple of `tile_size` is zero-padded to one and the padded rows are masked.
 """
 
+import math
+
 from keras import ops
 
 from keras_mm.api_export import keras_mm_export
@@ -244,8 +246,14 @@ def _siglip_tiled(x, y, scale, bias, rows, cols, tile_size):
     return loss_fn(x, y, scale, bias)
 
 
-def _scalar(value):
-    return ops.reshape(to_float32(value), ())
+def _scalar(fn_name, value, arg):
+    value = to_float32(value)
+    shape = static_shape(value)
+    if None not in shape and math.prod(shape) != 1:
+        raise ValueError(
+            f"{fn_name}: `{arg}` must be a scalar. Received: {arg} shape={shape}"
+        )
+    return ops.reshape(value, ())
 
 
 @keras_mm_export("keras_mm.losses.clip_loss_from_embeddings")
@@ -286,7 +294,7 @@ def clip_loss_from_embeddings(x, y, scale, labels=None, tile_size=None):
     """
     fn_name = "clip_loss_from_embeddings"
     x, y = _check_inputs(fn_name, x, y, labels, tile_size, square=True)
-    scale = _scalar(scale)
+    scale = _scalar(fn_name, scale, "scale")
     if tile_size is None:
         return clip_loss(scale * ops.matmul(x, ops.transpose(y)), labels)
     rows, cols = _row_col_labels(fn_name, x, y, labels)
@@ -328,8 +336,8 @@ def siglip_loss_from_embeddings(x, y, scale, bias=None, labels=None, tile_size=N
     """
     fn_name = "siglip_loss_from_embeddings"
     x, y = _check_inputs(fn_name, x, y, labels, tile_size, square=False)
-    scale = _scalar(scale)
-    bias = ops.zeros(()) if bias is None else _scalar(bias)
+    scale = _scalar(fn_name, scale, "scale")
+    bias = ops.zeros(()) if bias is None else _scalar(fn_name, bias, "bias")
     if tile_size is None:
         return siglip_loss(scale * ops.matmul(x, ops.transpose(y)) + bias, labels)
     rows, cols = _row_col_labels(fn_name, x, y, labels)

@@ -5,6 +5,8 @@ received, so a bad input never surfaces as a backend stack trace. Shapes may hol
 `None` (unknown while tracing a functional model); unknown sizes are not compared.
 """
 
+import math
+
 
 def _dim(d):
     """A static dimension as int, or None if unknown or symbolic."""
@@ -24,6 +26,41 @@ def _shape(x):
 
 def _fmt(shapes):
     return "[" + ", ".join(str(tuple(s)) for s in shapes) + "]"
+
+
+def _is_one_shape(x):
+    """Whether `x` is a single shape tuple, as `build` receives for one tensor."""
+    if not isinstance(x, (list, tuple)) or not x:
+        return False
+    return all(d is None or isinstance(d, int) for d in x)
+
+
+def check_float(arg, value, low=None, high=None, low_open=False, high_open=False):
+    """Return `value` as a finite float in an interval, or raise ValueError.
+
+    Args:
+        arg: str. The argument name used in the message.
+        value: the argument's value.
+        low, high: float or None. Bounds of the interval (None: unbounded).
+        low_open, high_open: bool. Whether the bound itself is excluded.
+    """
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    ok = math.isfinite(number)
+    if ok and low is not None:
+        ok = number > low if low_open else number >= low
+    if ok and high is not None:
+        ok = number < high if high_open else number <= high
+    if not ok:
+        left = "(-inf" if low is None else ("(" if low_open else "[") + f"{low:g}"
+        right = "inf)" if high is None else f"{high:g}" + (")" if high_open else "]")
+        raise ValueError(
+            f"`{arg}` must be a finite number in {left}, {right}. "
+            f"Received: {arg}={value!r}"
+        )
+    return number
 
 
 def check_modality_shapes(
@@ -48,6 +85,12 @@ def check_modality_shapes(
     Returns:
         The list of shapes as tuples.
     """
+    if _is_one_shape(inputs):
+        raise ValueError(
+            f"{layer_name}: `{arg}` must be a list of at least {min_modalities} "
+            f"tensors, one per modality. Received: {arg}=a single tensor of shape "
+            f"{_shape(inputs)}"
+        )
     if not isinstance(inputs, (list, tuple)):
         raise ValueError(
             f"{layer_name}: `{arg}` must be a list of at least {min_modalities} "
@@ -87,6 +130,26 @@ def check_modality_shapes(
             f"`{arg}` must be known. {received}"
         )
     return shapes
+
+
+def check_built_features(layer_name, shapes, expected, arg="inputs"):
+    """Check the feature sizes of a built layer's inputs against its weights.
+
+    Args:
+        layer_name: str. Name used in the error message.
+        shapes: list of input shapes, one per input.
+        expected: list of int. The feature size (last dimension) of each input
+            when the layer was built; other sizes would fail inside a backend
+            matmul with a backend-specific error.
+        arg: str. The argument name used in the message.
+    """
+    received = [s[-1] for s in shapes]
+    if any(r is not None and r != e for r, e in zip(received, expected)):
+        raise ValueError(
+            f"{layer_name}: this layer was built for `{arg}` with feature sizes "
+            f"(last dimension) {list(expected)}. Received: {arg} "
+            f"shapes={_fmt(shapes)}"
+        )
 
 
 def check_mask_shape(layer_name, mask, expected, arg="mask"):
