@@ -49,6 +49,14 @@ def measure(mode, b, d, tile, repeats, run):
         def step():
             jax.block_until_ready(compiled(*args))
 
+        if run:  # cross-check: measured growth of the process's peak RSS
+            import resource
+
+            base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+            step()
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+            out["rss_extra_bytes"] = peak - base
+
     elif backend == "torch":
         import resource
 
@@ -89,6 +97,12 @@ def main():
     p.add_argument("--tile", type=int, default=256)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--max-time-b", type=int, default=4096)
+    p.add_argument(
+        "--max-naive-b",
+        type=int,
+        default=16384,
+        help="larger naive cases are not even compiled (B=65,536 needs ~112 GiB)",
+    )
     p.add_argument("--worker", nargs=2, metavar=("MODE", "B"))
     a = p.parse_args()
     if a.worker:
@@ -101,6 +115,9 @@ def main():
     rows = []
     for b in [int(s) for s in a.sizes.split(",")]:
         for mode in ("naive", "tiled"):
+            if mode == "naive" and b > a.max_naive_b:
+                rows.append({"mode": mode, "B": b, "skipped": True})
+                continue
             cmd = [sys.executable, __file__, "--worker", mode, str(b)]
             cmd += ["--d", str(a.d), "--tile", str(a.tile), "--repeats", str(a.repeats)]
             cmd += ["--max-time-b", str(a.max_time_b)]
@@ -112,8 +129,11 @@ def main():
             rows.append(res)
             print(json.dumps(res), flush=True)
     print(f"\nbackend={a.backend} d={a.d} tile_size={a.tile}")
-    print("| B | naive extra MiB | tiled extra MiB | ratio | naive s | tiled s | t/n |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| B | naive extra MiB | tiled extra MiB | ratio | naive s | tiled s | t/n "
+        "| naive RSS MiB | tiled RSS MiB |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     by = {(r["mode"], r["B"]): r for r in rows}
     for b in sorted({r["B"] for r in rows}):
         n, t = by[("naive", b)], by[("tiled", b)]
@@ -127,7 +147,9 @@ def main():
         speed = f(ts / ns if ns and ts else None, fmt="{:.2f}")
         print(
             f"| {b} | {f(nm, 2**20)} | {f(tm, 2**20)} | {ratio} | "
-            f"{f(ns, fmt='{:.3f}')} | {f(ts, fmt='{:.3f}')} | {speed} |"
+            f"{f(ns, fmt='{:.3f}')} | {f(ts, fmt='{:.3f}')} | {speed} | "
+            f"{f(n.get('rss_extra_bytes'), 2**20)} | "
+            f"{f(t.get('rss_extra_bytes'), 2**20)} |"
         )
 
 

@@ -295,7 +295,7 @@ def clip_loss_from_embeddings(x, y, scale, labels=None, tile_size=None):
     fn_name = "clip_loss_from_embeddings"
     x, y = _check_inputs(fn_name, x, y, labels, tile_size, square=True)
     scale = _scalar(fn_name, scale, "scale")
-    if tile_size is None:
+    if tile_size is None or static_shape(x)[0] == 0:  # naive (or empty batch)
         return clip_loss(scale * ops.matmul(x, ops.transpose(y)), labels)
     rows, cols = _row_col_labels(fn_name, x, y, labels)
     return _clip_tiled(x, y, scale, rows, cols, tile_size)
@@ -338,7 +338,7 @@ def siglip_loss_from_embeddings(x, y, scale, bias=None, labels=None, tile_size=N
     x, y = _check_inputs(fn_name, x, y, labels, tile_size, square=False)
     scale = _scalar(fn_name, scale, "scale")
     bias = ops.zeros(()) if bias is None else _scalar(fn_name, bias, "bias")
-    if tile_size is None:
+    if tile_size is None or static_shape(x)[0] == 0:  # naive (or empty batch)
         return siglip_loss(scale * ops.matmul(x, ops.transpose(y)) + bias, labels)
     rows, cols = _row_col_labels(fn_name, x, y, labels)
     return _siglip_tiled(x, y, scale, bias, rows, cols, tile_size)

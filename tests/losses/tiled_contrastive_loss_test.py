@@ -129,6 +129,13 @@ class TiledContrastiveLossTest(TestCase):
             BIAS,
         )
 
+    def test_empty_batch_matches_naive(self):
+        x = np.zeros((0, 4), "float32")
+        for fn in (clip_loss_from_embeddings, siglip_loss_from_embeddings):
+            naive = keras.ops.convert_to_numpy(fn(x, x, 2.0))
+            tiled = keras.ops.convert_to_numpy(fn(x, x, 2.0, tile_size=3))
+            np.testing.assert_array_equal(tiled, naive)
+
     def test_large_logits_are_stable(self):
         x, y = embeddings(4, 48)
         for fn in (clip_loss_from_embeddings, siglip_loss_from_embeddings):
