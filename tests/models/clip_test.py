@@ -129,6 +129,22 @@ class CLIPTest(TestCase):
         self.assertAllClose(loss, expected, atol=1e-5)
         self.assertAllClose(clip_loss(logits), expected, atol=1e-5)
 
+    def test_tile_size_gives_the_untiled_loss(self):
+        # 10 samples, tiles of 4: the remainder strip is padded and masked.
+        x, labels = synthetic_task(10)
+        x = subset(x, KEYS)
+        for loss in ("clip", "siglip"):
+            naive = _clip(loss=loss)
+            tiled = _clip(loss=loss, tile_size=4)
+            tiled.set_weights(naive.get_weights())
+            self.assertEqual(CLIP.from_config(tiled.get_config()).tile_size, 4)
+            for y in (None, labels[:10]):
+                expected = naive.compute_loss(x, y, naive(x), training=False)
+                value = tiled.compute_loss(x, y, tiled(x), training=False)
+                self.assertAllClose(value, expected, atol=1e-5)
+        with self.assertRaisesRegex(ValueError, "tile_size"):
+            _clip(tile_size=0)
+
     def test_config_and_saving_round_trip(self):
         x, _ = synthetic_task(8)
         x = subset(x, KEYS)
