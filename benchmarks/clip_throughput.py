@@ -2,8 +2,11 @@
 
 Run by hand (not in CI), once per backend:
 
-    KERAS_BACKEND=jax python benchmarks/clip_throughput.py
+    KERAS_BACKEND=jax python benchmarks/clip_throughput.py --open-clip
     KERAS_BACKEND=torch python benchmarks/clip_throughput.py --open-clip
+
+`--open-clip` also trains open_clip's `CLIP` (torch, its default thread count) in
+the same process, on any backend.
 
 Identical configuration for every model (issue 7): ViT 32 px, patch 8, width 128,
 2 layers, 4 heads, MLP 512; text context 16, vocab 1,000, width 128, 2 layers,
@@ -49,6 +52,8 @@ def keras_mm_clip():
         num_layers=CFG["layers"],
         num_heads=CFG["heads"],
         intermediate_dim=CFG["mlp"],
+        activation="quick_gelu",
+        layer_norm_epsilon=1e-5,
     )
     text = TextEncoder(
         vocabulary_size=CFG["vocab"],
@@ -57,6 +62,10 @@ def keras_mm_clip():
         num_layers=CFG["layers"],
         num_heads=CFG["heads"],
         intermediate_dim=CFG["mlp"],
+        activation="quick_gelu",
+        layer_norm_epsilon=1e-5,
+        causal=True,
+        pooling="last",
     )
     return CLIP(image, text, embed_dim=EMBED, loss="clip")
 
@@ -138,6 +147,11 @@ def time_open_clip(images, tokens, args):
         def __mro_entries__(self, bases):  # `class X(torchvision.Thing)`
             return (object,)
 
+    def _stub_attribute(attr):
+        if attr.startswith("__"):  # `inspect` asks modules for `__file__`
+            raise AttributeError(attr)
+        return _Any()
+
     names = (
         "torchvision",
         "torchvision.transforms",
@@ -147,7 +161,7 @@ def time_open_clip(images, tokens, args):
     )
     for name in names:
         module = types.ModuleType(name)
-        module.__getattr__ = lambda attr: _Any()
+        module.__getattr__ = _stub_attribute
         sys.modules.setdefault(name, module)
     for name in names[1:]:  # `import a.b.c as F` looks up attributes
         parent, child = name.rsplit(".", 1)
@@ -173,7 +187,7 @@ def time_open_clip(images, tokens, args):
         layers=CFG["layers"],
         mlp_ratio=CFG["mlp"] / CFG["width"],
     )
-    model = CLIP(EMBED, vision, text, output_dict=True)
+    model = CLIP(EMBED, vision, text, quick_gelu=True, output_dict=True)
     loss_fn = open_clip.ClipLoss()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     params = sum(p.numel() for p in model.parameters())
@@ -198,13 +212,13 @@ def main():
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--open-clip", action="store_true")
     args = p.parse_args()
+    if args.open_clip:
+        import torch  # before TensorFlow (see STYLE.md)
+
+        print(f"torch threads: {torch.get_num_threads()}")
     import keras
 
     backend = keras.backend.backend()
-    if backend == "torch":
-        import torch
-
-        print(f"torch threads: {torch.get_num_threads()}")
     images, tokens = data(args.warmup + args.steps)
 
     mm = keras_mm_clip()
@@ -224,7 +238,7 @@ def main():
             time_keras(hub, hub_inputs, args),
         )
     )
-    if args.open_clip and backend == "torch":
+    if args.open_clip:
         rows.append(("open_clip CLIP", *time_open_clip(images, tokens, args)))
     print(f"\nbackend={backend} batch={BATCH} steps={args.steps}")
     print("| model | params | samples/s | keras_mm / model |")

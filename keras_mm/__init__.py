@@ -1,6 +1,7 @@
 """keras_mm: multimodal models for Keras 3 on TensorFlow, JAX and PyTorch."""
 
 from keras_mm import (
+    activations,
     data,
     encoders,
     layers,
@@ -14,6 +15,7 @@ from keras_mm.version import __version__
 
 __all__ = [
     "__version__",
+    "activations",
     "data",
     "encoders",
     "layers",

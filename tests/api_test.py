@@ -9,6 +9,7 @@ import keras_mm
 from keras_mm.api_export import PUBLIC_API, is_serializable
 
 SUBPACKAGES = [
+    "activations",
     "data",
     "encoders",
     "layers",

@@ -11,6 +11,7 @@ from keras_mm.encoders.encoder_utils import (
     check_positive_float,
     check_rate,
     outputs_for,
+    resolve_activation,
     shape_matches,
     transformer_blocks,
     unique_name,
@@ -43,7 +44,8 @@ class ActionEncoder(BaseEncoder):
         dropout: float in [0, 1). Dropout in the blocks.
         pooling: `"mean"`, `"first"` or `"last"` time step (trajectories only).
         output_mode: `"pooled"`, `"sequence"` or `"both"` (see Returns).
-        activation: str or callable. Hidden activation of the blocks.
+        activation: str or callable. Hidden activation of the blocks: a Keras
+            name, `"quick_gelu"` or a function.
         layer_norm_epsilon: float. Epsilon of every LayerNormalization.
         name: str or None. Defaults to a unique `"action_encoder"`, ...
         dtype: dtype or `keras.DTypePolicy` (e.g. `"mixed_bfloat16"`).
@@ -107,9 +109,7 @@ class ActionEncoder(BaseEncoder):
         layer_norm_epsilon = check_positive_float(
             "layer_norm_epsilon", layer_norm_epsilon
         )
-        activation_config = keras.activations.serialize(
-            keras.activations.get(activation)
-        )
+        activation, activation_config = resolve_activation(activation)
         name = unique_name(name, "action_encoder")
         trajectory = max_sequence_length is not None
 

@@ -12,6 +12,7 @@ from keras_mm.encoders.encoder_utils import (
     check_positive_float,
     check_rate,
     outputs_for,
+    resolve_activation,
     shape_matches,
     transformer_blocks,
     unique_name,
@@ -74,7 +75,9 @@ class AudioEncoder(BaseEncoder):
         pooling: `"mean"` or `"max"` over time.
         output_mode: `"pooled"`, `"sequence"` or `"both"` (see Returns).
         num_samples: int or None. Fixed waveform length, or None for any length.
-        activation: str or callable. Feed-forward activation.
+        activation: str or callable. Feed-forward activation: a Keras name,
+            `"quick_gelu"` (CLIP's, much faster on CPU than `"gelu"`) or a
+            function.
         layer_norm_epsilon: float. Epsilon of every LayerNormalization.
         name: str or None. Defaults to a unique `"audio_encoder"`, ...
         dtype: dtype or `keras.DTypePolicy` (e.g. `"mixed_bfloat16"`).
@@ -143,9 +146,7 @@ class AudioEncoder(BaseEncoder):
         layer_norm_epsilon = check_positive_float(
             "layer_norm_epsilon", layer_norm_epsilon
         )
-        activation_config = keras.activations.serialize(
-            keras.activations.get(activation)
-        )
+        activation, activation_config = resolve_activation(activation)
         name = unique_name(name, "audio_encoder")
 
         # === Layers and functional graph, under the encoder's name scope ===

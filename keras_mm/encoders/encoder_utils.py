@@ -130,14 +130,45 @@ def outputs_for(mode, pooled, sequence):
     return {"pooled_output": pooled, "sequence_output": sequence}
 
 
+def resolve_activation(activation):
+    """The activation callable and its config value.
+
+    Accepts whatever `keras.activations.get` accepts, and keras_mm's own names
+    (`"quick_gelu"`), which are kept as names in the config.
+    """
+    from keras_mm.activations import ACTIVATIONS
+
+    if isinstance(activation, str) and activation in ACTIVATIONS:
+        return ACTIVATIONS[activation], activation
+    function = keras.activations.get(activation)
+    for name, known in ACTIVATIONS.items():
+        if function is known:
+            return function, name
+    return function, keras.activations.serialize(function)
+
+
+def select_token(x, index):
+    """`x[:, index]` as `(batch, 1, ...)`; `index` an int or a `(batch,)` tensor."""
+    if isinstance(index, int):
+        return x[:, index : index + 1]
+    index = ops.cast(ops.reshape(index, (-1,) + (1,) * (len(x.shape) - 1)), "int32")
+    return ops.take_along_axis(x, index, axis=1)
+
+
+def last_token_index(padding_mask):
+    """Index of each row's last True entry of a `(batch, T)` mask (T - 1 if none)."""
+    flipped = ops.flip(ops.cast(padding_mask, "int32"), axis=1)
+    return ops.shape(padding_mask)[1] - 1 - ops.argmax(flipped, axis=-1)
+
+
 def transformer_blocks(
     num_layers, num_heads, intermediate_dim, dropout, activation, epsilon, dtype
 ):
-    """`num_layers` pre-LN keras-hub `TransformerEncoder` blocks."""
-    from keras_hub.layers import TransformerEncoder
+    """`num_layers` pre-LN `TransformerBlock`s named `transformer_layer_{i}`."""
+    from keras_mm.encoders.transformer_block import TransformerBlock
 
     return [
-        TransformerEncoder(
+        TransformerBlock(
             intermediate_dim=intermediate_dim,
             num_heads=num_heads,
             dropout=dropout,
@@ -297,8 +328,7 @@ class SequencePooling(keras.layers.Layer):
         elif padding_mask is None:
             return x[:, -1]
         else:
-            flipped = ops.flip(ops.cast(padding_mask, "int32"), axis=1)
-            index = ops.shape(x)[1] - 1 - ops.argmax(flipped, axis=-1)
+            index = last_token_index(padding_mask)
         index = ops.reshape(ops.cast(index, "int32"), (-1, 1, 1))
         return ops.take_along_axis(x, index, axis=1)[:, 0]
 

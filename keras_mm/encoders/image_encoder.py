@@ -13,6 +13,7 @@ from keras_mm.encoders.encoder_utils import (
     check_positive_float,
     check_rate,
     outputs_for,
+    resolve_activation,
     shape_matches,
     transformer_blocks,
     unique_name,
@@ -41,6 +42,10 @@ class ImageEncoder(BaseEncoder):
     (`"mean"`). This is the image tower of the seed's CLIP, VLP, VLAP and VLMP
     models (sections 3.1-3.2), after Dosovitskiy et al. (2021).
 
+    With `output_mode="pooled"` and `pooling="cls"`, the last block computes the
+    class token alone (all tokens still give keys and values): the same output
+    for much less work (a third less of a 2-block tower's compute at 17 tokens).
+
     The encoder is a functional `keras.Model`; its variables live under its own
     name scope (`"image_encoder/..."`), so several encoders can be nested in one
     model (on torch, every variable then is a registered parameter).
@@ -58,7 +63,9 @@ class ImageEncoder(BaseEncoder):
         pooling: `"cls"` (needs `use_class_token=True`) or `"mean"` (patch
             tokens only).
         output_mode: `"pooled"`, `"sequence"` or `"both"` (see Returns).
-        activation: str or callable. Feed-forward activation.
+        activation: str or callable. Feed-forward activation: a Keras name,
+            `"quick_gelu"` (CLIP's, much faster on CPU than `"gelu"`) or a
+            function.
         layer_norm_epsilon: float. Epsilon of every LayerNormalization.
         name: str or None. Defaults to a unique `"image_encoder"`, `"image_encoder_1"`.
         dtype: dtype or `keras.DTypePolicy` (e.g. `"mixed_bfloat16"`).
@@ -125,9 +132,7 @@ class ImageEncoder(BaseEncoder):
                 "`pooling='cls'` needs `use_class_token=True`. Received: "
                 "pooling='cls', use_class_token=False"
             )
-        activation_config = keras.activations.serialize(
-            keras.activations.get(activation)
-        )
+        activation, activation_config = resolve_activation(activation)
         name = unique_name(name, "image_encoder")
         num_patches = (image_shape[0] // patch_size) * (image_shape[1] // patch_size)
 
@@ -156,7 +161,7 @@ class ImageEncoder(BaseEncoder):
             )(x)
             x = keras.layers.Add(dtype=dtype, name="embeddings_add")([x, position])
             x = keras.layers.Dropout(dropout, dtype=dtype, name="embeddings_dropout")(x)
-            for block in transformer_blocks(
+            blocks = transformer_blocks(
                 num_layers,
                 num_heads,
                 intermediate_dim,
@@ -164,8 +169,12 @@ class ImageEncoder(BaseEncoder):
                 activation,
                 layer_norm_epsilon,
                 dtype,
-            ):
-                x = block(x)
+            )
+            # Only the class token is output: the last block computes it alone.
+            class_token_only = output_mode == "pooled" and pooling == "cls"
+            for i, block in enumerate(blocks):
+                last = i == len(blocks) - 1
+                x = block(x, query_index=0 if last and class_token_only else None)
             sequence = keras.layers.LayerNormalization(
                 epsilon=layer_norm_epsilon, dtype=dtype, name="final_layer_norm"
             )(x)

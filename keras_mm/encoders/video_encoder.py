@@ -11,6 +11,7 @@ from keras_mm.encoders.encoder_utils import (
     check_positive_float,
     check_rate,
     outputs_for,
+    resolve_activation,
     shape_matches,
     transformer_blocks,
     unique_name,
@@ -190,9 +191,7 @@ class VideoEncoder(BaseEncoder):
                 "`pooling='attention'` needs `num_frames` >= 2. Received: "
                 f"num_frames={num_frames}"
             )
-        activation_config = keras.activations.serialize(
-            keras.activations.get(activation)
-        )
+        activation, activation_config = resolve_activation(activation)
         name = unique_name(name, "video_encoder")
 
         # === Layers and functional graph, under the encoder's name scope ===
