@@ -14,7 +14,9 @@ Identical configuration for every model (issue 7): ViT 32 px, patch 8, width 128
 (`keras_mm.losses.clip_loss` on the scaled logits; open_clip's own `ClipLoss`,
 which is the same equation). Parameter counts are printed to show the sizes
 match. Throughput is samples/s over `--steps` timed steps after `--warmup`
-steps (the first includes compilation). keras models train with `fit`.
+steps (the first includes compilation), in `--rounds` rounds that alternate
+between the models; the table gives each model's median round. keras models
+train with `fit`.
 """
 
 import argparse
@@ -109,7 +111,8 @@ def keras_hub_clip():
     return HubCLIP(), backbone
 
 
-def time_keras(model, inputs, args):
+def keras_runner(model, inputs, args):
+    """Compile `model`; return a function that trains one round, giving samples/s."""
     import keras
 
     model.compile(optimizer=keras.optimizers.AdamW(1e-4))
@@ -119,19 +122,29 @@ def time_keras(model, inputs, args):
         def on_train_batch_end(self, batch, logs=None):
             marks.append(time.perf_counter())
 
-    model.fit(
-        inputs,
-        batch_size=BATCH,
-        epochs=1,
-        shuffle=False,
-        verbose=0,
-        callbacks=[Clock()],
-    )
-    timed = marks[args.warmup - 1 :]
+    def run_round():
+        marks.clear()
+        model.fit(
+            inputs,
+            batch_size=BATCH,
+            epochs=1,
+            shuffle=False,
+            verbose=0,
+            callbacks=[Clock()],
+        )
+        return rate(marks, args.warmup)
+
+    return run_round
+
+
+def rate(marks, warmup):
+    """Samples/s between the end of step `warmup` and the end of the last step."""
+    timed = marks[warmup - 1 :]
     return BATCH * (len(timed) - 1) / (timed[-1] - timed[0])
 
 
-def time_open_clip(images, tokens, args):
+def open_clip_runner(images, tokens, args):
+    """open_clip's CLIP + ClipLoss + AdamW: (params, function training one round)."""
     import types
 
     class _Any:  # open_clip imports torchvision only for transforms/utils
@@ -193,23 +206,28 @@ def time_open_clip(images, tokens, args):
     params = sum(p.numel() for p in model.parameters())
     im = torch.tensor(images).permute(0, 3, 1, 2).contiguous()
     tk = torch.tensor(tokens).long()
-    marks = []
-    for i in range(args.warmup + args.steps):
-        sl = slice(i * BATCH, (i + 1) * BATCH)
-        out = model(im[sl], tk[sl])
-        loss = loss_fn(out["image_features"], out["text_features"], out["logit_scale"])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        marks.append(time.perf_counter())
-    timed = marks[args.warmup - 1 :]
-    return params, BATCH * (len(timed) - 1) / (timed[-1] - timed[0])
+
+    def run_round():
+        marks = []
+        for i in range(args.warmup + args.steps):
+            sl = slice(i * BATCH, (i + 1) * BATCH)
+            out = model(im[sl], tk[sl])
+            features = (out["image_features"], out["text_features"])
+            loss = loss_fn(*features, out["logit_scale"])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            marks.append(time.perf_counter())
+        return rate(marks, args.warmup)
+
+    return params, run_round
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--open-clip", action="store_true")
     args = p.parse_args()
     if args.open_clip:
@@ -230,21 +248,34 @@ def main():
     mm_inputs = {k: v for k, v in mm_inputs.items() if k in mm.input}
     hub, backbone = keras_hub_clip()
     hub_inputs = {"images": images, "token_ids": tokens}
-    rows = [("keras_mm CLIP", mm.count_params(), time_keras(mm, mm_inputs, args))]
-    rows.append(
+    models = [
+        ("keras_mm CLIP", mm.count_params(), keras_runner(mm, mm_inputs, args)),
         (
             "keras-hub CLIPBackbone",
             backbone.count_params(),
-            time_keras(hub, hub_inputs, args),
-        )
-    )
+            keras_runner(hub, hub_inputs, args),
+        ),
+    ]
     if args.open_clip:
-        rows.append(("open_clip CLIP", *time_open_clip(images, tokens, args)))
-    print(f"\nbackend={backend} batch={BATCH} steps={args.steps}")
-    print("| model | params | samples/s | keras_mm / model |")
-    print("|---|---|---|---|")
-    for name, params, speed in rows:
-        print(f"| {name} | {params:,} | {speed:.1f} | {rows[0][2] / speed:.2f} |")
+        models.append(("open_clip CLIP", *open_clip_runner(images, tokens, args)))
+    # Rounds alternate between the models, so a change in the machine's load
+    # during the run reaches every model alike; each round's first steps (the
+    # first round's include compilation) are not timed.
+    speeds = {name: [] for name, _, _ in models}
+    for _ in range(args.rounds):
+        for name, _, run_round in models:
+            speeds[name].append(run_round())
+    median = {name: float(np.median(v)) for name, v in speeds.items()}
+    print(f"\nbackend={backend} batch={BATCH} steps={args.steps} rounds={args.rounds}")
+    print("| model | params | samples/s (median) | rounds | keras_mm / model |")
+    print("|---|---|---|---|---|")
+    ours = median["keras_mm CLIP"]
+    for name, params, _ in models:
+        rounds = ", ".join(f"{v:.0f}" for v in speeds[name])
+        print(
+            f"| {name} | {params:,} | {median[name]:.1f} | {rounds} | "
+            f"{ours / median[name]:.2f} |"
+        )
 
 
 if __name__ == "__main__":
