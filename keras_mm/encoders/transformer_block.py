@@ -41,6 +41,11 @@ class TransformerBlock(TransformerEncoder):
                 attention_mask=attention_mask,
                 training=training,
             )
+        if not self.normalize_first:
+            raise ValueError(
+                "`query_index` needs a pre-LN block (`normalize_first=True`). "
+                f"Received: normalize_first={self.normalize_first}"
+            )
         if isinstance(query_index, str):  # "last"
             query_index = last_token_index(padding_mask)
         mask = None

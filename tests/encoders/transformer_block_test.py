@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pytest
 
 from keras_mm.activations import quick_gelu
 from keras_mm.encoders import ImageEncoder, TextEncoder
@@ -97,6 +98,15 @@ class TransformerBlockTest(TestCase):
             )
         symbolic = block(keras.Input((5, D)), query_index=0)
         self.assertEqual(tuple(symbolic.shape), (None, 1, D))
+
+    def test_single_token_path_needs_a_pre_ln_block(self):
+        from keras_mm.encoders.transformer_block import TransformerBlock
+
+        block = TransformerBlock(intermediate_dim=F, num_heads=H, normalize_first=False)
+        x = np.zeros((1, 3, D), "float32")
+        block(x)
+        with pytest.raises(ValueError, match="normalize_first"):
+            block(x, query_index=0)
 
     def _assert_same_model(self, make, data, target):
         """`make(output_mode=...)`: the single-token "pooled" encoder computes the
