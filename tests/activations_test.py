@@ -7,6 +7,8 @@ import pytest
 from keras_mm.activations import quick_gelu
 from keras_mm.encoders import ImageEncoder, TextEncoder
 from keras_mm.testing import TestCase
+from tests.encoders.image_encoder_test import TINY as IMAGE
+from tests.encoders.text_encoder_test import TINY as TEXT
 
 
 class QuickGeluTest(TestCase):
@@ -28,29 +30,13 @@ class QuickGeluTest(TestCase):
             self.assertEqual(keras.backend.standardize_dtype(y.dtype), dtype)
 
     def test_encoders_accept_it_by_name_and_save_it(self):
-        encoder = TextEncoder(
-            vocabulary_size=10,
-            max_sequence_length=4,
-            hidden_dim=4,
-            num_layers=1,
-            num_heads=1,
-            intermediate_dim=8,
-            activation="quick_gelu",
-        )
+        encoder = TextEncoder(**TEXT, activation="quick_gelu")
         self.assertEqual(encoder.get_config()["activation"], "quick_gelu")
         # The function itself is stored by its name as well.
-        image = ImageEncoder(
-            image_shape=(4, 4, 1),
-            patch_size=2,
-            hidden_dim=4,
-            num_layers=1,
-            num_heads=1,
-            intermediate_dim=8,
-            activation=quick_gelu,
-        )
+        image = ImageEncoder(**IMAGE, activation=quick_gelu)
         self.assertEqual(image.get_config()["activation"], "quick_gelu")
-        ids = np.array([[1, 2, 3, 0]], "int32")
-        inputs = keras.Input((4,), dtype="int32")
+        ids = np.array([[1, 2, 3, 0, 0, 0]], "int32")
+        inputs = keras.Input((6,), dtype="int32")
         model = keras.Model(inputs, encoder({"token_ids": inputs}))
         path = os.path.join(self.get_temp_dir(), "quick_gelu.keras")
         model.save(path)
