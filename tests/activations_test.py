@@ -46,5 +46,6 @@ class QuickGeluTest(TestCase):
         )
 
     def test_unknown_name_is_a_clear_error(self):
-        with pytest.raises(ValueError, match="quick_gelux"):
-            TextEncoder(vocabulary_size=10, activation="quick_gelux")
+        for bad in ("quick_gelux", 3):
+            with pytest.raises(ValueError, match=f"`activation` must be.*{bad}"):
+                TextEncoder(vocabulary_size=10, activation=bad)

@@ -140,7 +140,15 @@ def resolve_activation(activation):
 
     if isinstance(activation, str) and activation in ACTIVATIONS:
         return ACTIVATIONS[activation], activation
-    function = keras.activations.get(activation)
+    try:
+        function = keras.activations.get(activation)
+    except (ValueError, TypeError):
+        function = None
+    if function is None:
+        raise ValueError(
+            "`activation` must be a Keras activation name, one of "
+            f"{sorted(ACTIVATIONS)}, or a function. Received: activation={activation!r}"
+        )
     for name, known in ACTIVATIONS.items():
         if function is known:
             return function, name
@@ -329,8 +337,7 @@ class SequencePooling(keras.layers.Layer):
             return x[:, -1]
         else:
             index = last_token_index(padding_mask)
-        index = ops.reshape(ops.cast(index, "int32"), (-1, 1, 1))
-        return ops.take_along_axis(x, index, axis=1)[:, 0]
+        return select_token(x, index)[:, 0]
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], input_shape[-1])

@@ -47,6 +47,11 @@ class TransformerBlock(TransformerEncoder):
                 f"Received: normalize_first={self.normalize_first}"
             )
         if isinstance(query_index, str):  # "last"
+            if padding_mask is None:
+                raise ValueError(
+                    "`query_index='last'` needs a `padding_mask`. Received: "
+                    "padding_mask=None"
+                )
             query_index = last_token_index(padding_mask)
         mask = None
         if padding_mask is not None:

@@ -107,12 +107,19 @@ class TransformerBlockTest(TestCase):
         block(x)
         with pytest.raises(ValueError, match="normalize_first"):
             block(x, query_index=0)
+        (pre_ln,) = transformer_blocks(1, H, F, 0.0, "relu", 1e-6, None)
+        with pytest.raises(ValueError, match="padding_mask"):
+            pre_ln(x, query_index="last")
 
     def _assert_same_model(self, make, data, target):
         """`make(output_mode=...)`: the single-token "pooled" encoder computes the
         pooled output of the full "both" encoder, and one SGD step from the same
         weights leaves the same weights (so the gradients agree too)."""
         pooled, full = make(output_mode="pooled"), make(output_mode="both")
+        # The shortcut is taken: the pooled encoder's last block outputs one token.
+        tokens = pooled.get_layer("final_layer_norm").output.shape[1]
+        self.assertEqual(tokens, 1)
+        self.assertGreater(full.get_layer("final_layer_norm").output.shape[1] or 2, 1)
         forward(pooled, data)
         forward(full, data)
         full.set_weights(pooled.get_weights())
