@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 from keras_mm.cli.parser import BACKENDS, EXIT_USAGE, requested_backend
+from keras_mm.cli.quiet import quiet_environment
 
 
 def _loaded_backend():
@@ -24,6 +25,7 @@ def _loaded_backend():
 
 def main(argv=None):
     """Run `keras-mm` with `argv` (default `sys.argv[1:]`); return the exit code."""
+    quiet_environment()  # before TensorFlow is first imported
     console = argv is None
     argv = sys.argv[1:] if console else [str(a) for a in argv]
     backend = requested_backend(argv)

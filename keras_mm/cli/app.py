@@ -47,6 +47,9 @@ def run(argv):
     except SystemExit as exit_:
         return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
     command = args.command
+    from keras_mm.cli.quiet import import_quietly
+
+    import_quietly()
     try:
         if command == "train":
             from keras_mm.cli.training import train

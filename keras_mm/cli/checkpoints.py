@@ -108,9 +108,20 @@ class RunDir:
     # ---------------------------------------------------------------- checkpoints
     def checkpoint_state(self):
         """The committed checkpoint state (dict), or None before the first one."""
-        if not os.path.isfile(self.file(CHECKPOINT_STATE)):
+        path = self.file(CHECKPOINT_STATE)
+        if not os.path.isfile(path):
             return None
-        return self.read_json(CHECKPOINT_STATE)
+        try:
+            state = self.read_json(CHECKPOINT_STATE)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ValueError(f"{path}: cannot be read ({error})") from None
+        keys = ("epoch", "file", "rng", "history")
+        if not isinstance(state, dict) or any(k not in state for k in keys):
+            raise ValueError(
+                f"{path}: not a keras-mm checkpoint state (expected the keys "
+                f"{', '.join(keys)})"
+            )
+        return state
 
     def save_checkpoint(self, model, epoch, history):
         """Save model + optimizer after `epoch` (1-based) and commit it."""

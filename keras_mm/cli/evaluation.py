@@ -16,10 +16,10 @@ from keras_mm.cli.checkpoints import (
     RunDir,
 )
 from keras_mm.cli.data import SHAPES, TEXT_KEYS, load_dataset
-from keras_mm.cli.parser import UsageError
+from keras_mm.cli.parser import CLASS_METRICS, RECALL_KS, UsageError
 from keras_mm.metrics import retrieval_metrics, zero_shot_accuracy
 
-KS = (1, 5, 10)
+KS = RECALL_KS
 
 
 def load_run(path):
@@ -130,8 +130,14 @@ def format_table(metrics, title):
 
 def evaluate(args):
     run, config = load_run(args.run)
-    keras.backend.clear_session()
     spec = config["dataset"]
+    for name, _ in args.fail_under:
+        if name in CLASS_METRICS and spec["kind"] != SHAPES:
+            raise UsageError(
+                f"--fail-under: {name} needs a dataset with classes; the run "
+                f"{run.path!r} was trained on a caption file"
+            )
+    keras.backend.clear_session()
     vocabulary = None if spec["kind"] == SHAPES else run.read_json(VOCABULARY)
     data = load_dataset(spec, vocabulary)
     model = keras.saving.load_model(run.file(MODEL), compile=False)

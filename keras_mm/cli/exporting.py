@@ -5,14 +5,26 @@ import shutil
 
 import keras
 
+from keras_mm.cli.app import RunError
 from keras_mm.cli.checkpoints import MODEL, SAVED_MODEL
 from keras_mm.cli.evaluation import load_run
 from keras_mm.cli.parser import UsageError
 from keras_mm.export import export_saved_model
 
 
+def _check_writable(path):
+    """Create (and remove) `path` once, so an unwritable place fails in one line."""
+    try:
+        os.makedirs(path)
+        os.rmdir(path)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise RunError(f"cannot write the SavedModel to {path!r}: {reason}") from None
+
+
 def _prepare_output(path, overwrite):
     if not os.path.lexists(path):
+        _check_writable(path)
         return
     is_saved_model = os.path.isfile(os.path.join(path, "saved_model.pb"))
     if os.path.isdir(path) and not os.listdir(path):
@@ -34,7 +46,13 @@ def export(args):
     length = config["dataset"]["sequence_length"]
     # The `.keras` path, not a loaded model: on torch the export then loads it
     # under TensorFlow only, in a subprocess.
-    endpoints = export_saved_model(run.file(MODEL), output, sequence_length=length)
+    try:
+        endpoints = export_saved_model(run.file(MODEL), output, sequence_length=length)
+    except Exception as error:
+        if not type(error).__module__.startswith("tensorflow"):
+            raise
+        # A TensorFlow file-system error (e.g. the disk filled up): one line.
+        raise RunError(f"cannot write the SavedModel to {output!r}: {error}") from None
     print(
         f"Exported {run.file(MODEL)} to {output} (backend "
         f"{keras.backend.backend()}); endpoints: {', '.join(endpoints)}"

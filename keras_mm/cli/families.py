@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_mm.cli.parser import UsageError
 from keras_mm.encoders import ConvImageEncoder, ImageEncoder, TextEncoder
 from keras_mm.models import CLIP
 
@@ -13,14 +14,42 @@ def conv_image_encoder(image_shape, width):
     )
 
 
+VIT_HEADS = 4
+
+
+def vit_patch_size(image_size):
+    return 4 if image_size <= 32 else 8
+
+
+def check_model_options(config):
+    """Refuse options the model cannot be built with, naming the CLI flags.
+
+    Runs before any data is read, so a bad combination fails at once.
+    """
+    if config["image_encoder"] != "vit":
+        return
+    width, size = config["width"], config["dataset"]["image_size"]
+    if width % VIT_HEADS:
+        raise UsageError(
+            f"--width {width} must be a multiple of {VIT_HEADS} with --image-encoder "
+            f"vit (its attention heads)"
+        )
+    patch = vit_patch_size(size)
+    if size % patch:
+        raise UsageError(
+            f"--image-size {size} must be a multiple of {patch} with --image-encoder "
+            f"vit (its patch size for images {'up to' if patch == 4 else 'over'} "
+            "32 pixels)"
+        )
+
+
 def vit_image_encoder(image_shape, width):
-    patch = 4 if image_shape[0] <= 32 else 8
     return ImageEncoder(
         image_shape=image_shape,
-        patch_size=patch,
+        patch_size=vit_patch_size(image_shape[0]),
         hidden_dim=width,
         num_layers=2,
-        num_heads=4,
+        num_heads=VIT_HEADS,
         intermediate_dim=2 * width,
     )
 

@@ -9,6 +9,19 @@ BACKENDS = ("tensorflow", "jax", "torch")
 FAMILIES = ("clip",)
 DATASET_FORMATS = ("auto", "coco", "karpathy", "flickr30k")
 IMAGE_ENCODERS = ("conv", "vit")
+RECALL_KS = (1, 5, 10)
+# Metrics of metrics.json that `--fail-under` can hold to a minimum (higher is
+# better); the zero-shot and class-level ones need a dataset with classes.
+CLASS_METRICS = (
+    "zero_shot_top1",
+    "zero_shot_top5",
+    "compositional_zero_shot_top1",
+    *(f"{d}_class_r{k}" for d in ("image_to_text", "text_to_image") for k in RECALL_KS),
+)
+THRESHOLD_METRICS = (
+    *(f"{d}_r{k}" for d in ("image_to_text", "text_to_image") for k in RECALL_KS),
+    *CLASS_METRICS,
+)
 
 # Exit codes.
 EXIT_OK = 0
@@ -69,6 +82,15 @@ def _threshold(text):
     name, sep, value = text.partition("=")
     if not sep or not name:
         raise argparse.ArgumentTypeError(f"expected METRIC=VALUE, got {text!r}")
+    if name.endswith("_rank"):
+        raise argparse.ArgumentTypeError(
+            f"{name} is a rank (lower is better); a minimum applies to one of "
+            f"{', '.join(THRESHOLD_METRICS)}"
+        )
+    if name not in THRESHOLD_METRICS:
+        raise argparse.ArgumentTypeError(
+            f"unknown metric {name!r} (one of {', '.join(THRESHOLD_METRICS)})"
+        )
     try:
         return name, float(value)
     except ValueError:
@@ -204,6 +226,9 @@ def _add_export(subparsers):
 
 
 def _version():
+    from keras_mm.cli.quiet import import_quietly
+
+    import_quietly()  # Keras, only when --version is asked for
     import keras
 
     from keras_mm.version import __version__
@@ -212,6 +237,17 @@ def _version():
         f"keras-mm {__version__} (Keras {keras.__version__}, backend "
         f"{keras.backend.backend()})"
     )
+
+
+class _VersionAction(argparse.Action):
+    """`--version`, which imports Keras only when it is given."""
+
+    def __init__(self, option_strings, dest, help=None):
+        super().__init__(option_strings, dest, nargs=0, default=None, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(_version())
+        parser.exit()
 
 
 def make_parser():
@@ -223,8 +259,7 @@ def make_parser():
     _add_common(parser)  # `keras-mm --backend jax train ...` works too
     parser.add_argument(
         "--version",
-        action="version",
-        version=_version(),
+        action=_VersionAction,
         help="print the versions and the Keras backend, then exit",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")

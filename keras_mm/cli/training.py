@@ -18,8 +18,15 @@ from keras_mm.cli.checkpoints import (
     restore_rng_state,
 )
 from keras_mm.cli.data import SHAPES, TrainingBatches, detect_format, load_dataset
-from keras_mm.cli.families import build_model, make_optimizer
-from keras_mm.cli.parser import EXIT_NAN, UsageError, check_dir, check_file
+from keras_mm.cli.families import build_model, check_model_options, make_optimizer
+from keras_mm.cli.interrupt import StopOnInterrupt
+from keras_mm.cli.parser import (
+    EXIT_INTERRUPTED,
+    EXIT_NAN,
+    UsageError,
+    check_dir,
+    check_file,
+)
 from keras_mm.version import __version__
 
 # Test hook: "EPOCH:BATCH" (1-based) kills this process with SIGKILL after that
@@ -103,7 +110,7 @@ def _saved_value(config, key):
 
 def _check_unchanged(run, config, given):
     for key, value in given.items():
-        if key in RESUMABLE:
+        if key in RESUMABLE or (key == "format" and value == "auto"):
             continue
         if key in ("dataset", "image_root") and value != SHAPES:
             value = os.path.abspath(value)
@@ -119,6 +126,8 @@ def resolve_config(args, run):
     """The run configuration: saved (`--resume`) or from arguments + defaults."""
     settings = tuple(DEFAULTS) + ("image_size", "sequence_length", "dataset")
     settings += SHAPES_ONLY + FILES_ONLY
+    if os.path.exists(run.path) and not os.path.isdir(run.path):
+        raise UsageError(f"--output {run.path!r} is a file, not a run directory")
     if args.resume:
         if not run.exists():
             raise UsageError(
@@ -130,6 +139,7 @@ def resolve_config(args, run):
         for key in RESUMABLE:
             if getattr(args, key) is not None:
                 config[key] = getattr(args, key)
+        config["backend"] = keras.backend.backend()  # the one this part runs on
         return config
     if run.exists() and not args.overwrite:
         raise UsageError(
@@ -143,6 +153,7 @@ def resolve_config(args, run):
     config["dataset"] = _dataset_spec(args)
     config["dataset"]["split_seed"] = config["seed"]
     config["backend"] = keras.backend.backend()
+    check_model_options(config)
     return config
 
 
@@ -176,9 +187,10 @@ class NaNGuard(keras.callbacks.Callback):
 class EpochCheckpoint(keras.callbacks.Callback):
     """Commit a checkpoint after every epoch whose loss stayed finite."""
 
-    def __init__(self, run, guard, history):
+    def __init__(self, run, guard, history, interrupt=None):
         super().__init__()
         self.run, self.guard, self.history = run, guard, history
+        self.interrupt = interrupt
         self.started = time.time()
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -187,6 +199,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.guard.stopped_at is not None:
             return  # keep the last good checkpoint
+        if self.interrupt is not None and self.interrupt.cut_short():
+            return  # an epoch stopped by Ctrl-C is not a finished epoch
         if not _all_finite(self.model.trainable_variables):
             # The last update of the epoch diverged after its loss was logged.
             self.guard.stopped_at = (epoch + 1, None)
@@ -226,9 +240,12 @@ class KillHook(keras.callbacks.Callback):
 
 
 # ----------------------------------------------------------------------- train
-def _start(config, run, data, optimizer):
-    """A new compiled model, the run files written; returns `(model, 0, [])`."""
-    os.makedirs(run.path, exist_ok=True)
+def _start(config, run, data, optimizer, replace):
+    """A new compiled model, the run files written; returns `(model, 0, [])`.
+
+    With `replace` (`--overwrite`), the old run's files are deleted only now,
+    after the data was read and the model built: a failed start keeps them.
+    """
     keras.utils.set_random_seed(config["seed"])
     model = build_model(
         config,
@@ -237,6 +254,9 @@ def _start(config, run, data, optimizer):
         config["dataset"]["sequence_length"],
     )
     model.compile(optimizer=optimizer)
+    if replace and run.exists():
+        run.clear()
+    os.makedirs(run.path, exist_ok=True)
     run.write_json(VOCABULARY, data["vocabulary"])
     run.write_json(RUN_CONFIG, config)
     return model, 0, []
@@ -257,11 +277,15 @@ def _describe(config, data):
 def train(args):
     run = RunDir(args.output)
     config = resolve_config(args, run)
-    if args.overwrite and run.exists():
-        run.clear()
     keras.backend.clear_session()
     keras.utils.set_random_seed(config["seed"])
     state = run.checkpoint_state() if args.resume else None
+    if state is not None and config["epochs"] < state["epoch"]:
+        raise UsageError(
+            f"--epochs {config['epochs']} is fewer than the {state['epoch']} epochs "
+            f"the run in {run.path!r} has already trained; pass --epochs "
+            f"{state['epoch'] + 1} or more to train on"
+        )
     vocabulary = run.read_json(VOCABULARY) if args.resume else None
     data = load_dataset(config["dataset"], vocabulary)
     print(f"keras-mm train: {_describe(config, data)}", flush=True)
@@ -278,25 +302,34 @@ def train(args):
     else:
         if args.resume:
             print("No checkpoint yet; starting the run from epoch 1.")
-        model, initial_epoch, history = _start(config, run, data, optimizer)
+        model, initial_epoch, history = _start(
+            config, run, data, optimizer, replace=args.overwrite
+        )
     if args.resume:
         run.write_json(RUN_CONFIG, config)  # records a changed --epochs / rate
     if initial_epoch < config["epochs"]:
         batches.set_epoch(initial_epoch)
         guard = NaNGuard()
-        callbacks = [guard, EpochCheckpoint(run, guard, history)]
+        interrupt = StopOnInterrupt(len(batches))
+        callbacks = [guard, interrupt, EpochCheckpoint(run, guard, history, interrupt)]
         if os.environ.get(KILL_ENV):
             callbacks.append(KillHook(os.environ[KILL_ENV]))
         started = time.time()
-        model.fit(
-            batches,
-            epochs=config["epochs"],
-            initial_epoch=initial_epoch,
-            callbacks=callbacks,
-            verbose=_verbosity(args.verbose),
-        )
+        previous = interrupt.install()
+        try:
+            model.fit(
+                batches,
+                epochs=config["epochs"],
+                initial_epoch=initial_epoch,
+                callbacks=callbacks,
+                verbose=_verbosity(args.verbose),
+            )
+        finally:
+            signal.signal(signal.SIGINT, previous)
         if guard.stopped_at is not None:
             raise RunError(_nan_message(run, guard.stopped_at), EXIT_NAN)
+        if interrupt.requested:
+            raise RunError(_interrupt_message(run, interrupt), EXIT_INTERRUPTED)
         seconds = time.time() - started
         print(
             f"Trained epochs {initial_epoch + 1}-{config['epochs']} in "
@@ -314,6 +347,22 @@ def _verbosity(verbose):
     if verbose is not None:
         return verbose
     return 1 if getattr(sys.stdout, "isatty", lambda: False)() else 2
+
+
+def _interrupt_message(run, interrupt):
+    state = run.checkpoint_state()
+    resume = f"`keras-mm train --output {run.path} --resume`"
+    if state is None:
+        kept = f"no epoch finished, so there is no checkpoint; {resume} starts over"
+    else:
+        kept = (
+            f"the checkpoint of epoch {state['epoch']} is committed in "
+            f"{run.file(state['file'])}; {resume} continues from it"
+        )
+    return (
+        f"interrupted (Ctrl-C) in epoch {interrupt.epoch} after batch "
+        f"{interrupt.batch}; {kept}"
+    )
 
 
 def _nan_message(run, stopped_at):
