@@ -64,8 +64,16 @@ def filtered_native_stderr():
 
 
 def import_quietly():
-    """Import Keras and every keras_mm subpackage, without the C++ noise."""
+    """Import Keras, TensorFlow (if installed) and keras_mm, without the noise.
+
+    On JAX and torch Keras imports TensorFlow lazily, when it first checks for
+    it (`keras.utils.set_random_seed`, data adapters, export): done here, the
+    start-up lines of that import are filtered too.
+    """
     quiet_environment()
     with filtered_native_stderr():
         importlib.import_module("keras")
+        from keras.src.utils.module_utils import tensorflow
+
+        tensorflow.available  # imports it, as Keras would anyway
         importlib.import_module("keras_mm").import_subpackages()

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -39,12 +40,31 @@ def console_script():
     return path if os.path.isfile(path) else shutil.which("keras-mm")
 
 
-def run_console(args, env=None, **kwargs):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **SUBPROCESS_ENV, **(env or {}))
+def console_env(env=None):
+    """The environment of a `keras-mm` subprocess; a None value unsets a name."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **SUBPROCESS_ENV, **(env or {})}
     env.setdefault("KERAS_BACKEND", keras.backend.backend())
+    return {k: v for k, v in env.items() if v is not None}
+
+
+def run_console(args, env=None, **kwargs):
     return subprocess.run(
-        [console_script(), *args], capture_output=True, text=True, env=env, **kwargs
+        [console_script(), *args],
+        capture_output=True,
+        text=True,
+        env=console_env(env),
+        **kwargs,
     )
+
+
+def native_log_lines(text):
+    """TensorFlow's C++ log lines in `text` (absl's format, or its warning)."""
+    return [
+        line
+        for line in text.splitlines()
+        if "absl::InitializeLog" in line
+        or re.match(r"^[IWEF]\d{4} [\d:.]+\s+\d+ \S+:\d+\] ", line)
+    ]
 
 
 def train(output, *args):

@@ -8,17 +8,25 @@
   checkpoint untouched; `--resume --learning-rate` continues from it.
 """
 
+import json
 import os
 import signal
+import subprocess
+import time
 
+import keras
 import numpy as np
 
 from keras_mm.cli import main
 from keras_mm.cli.training import KILL_ENV
 from tests.cli.cli_helpers import (
+    OTHER_BACKEND,
     TINY,
     assert_same_weights,
     checkpoint_state,
+    console_env,
+    console_script,
+    native_log_lines,
     run_console,
     stderr_lines,
     train,
@@ -57,6 +65,10 @@ def test_nan_stop_keeps_last_good_checkpoint(tmp_path, capsys):
     assert train(run, "--epochs", "1") == 0
     good = weights_of(run / "checkpoints" / "epoch-0001.keras")
     capsys.readouterr()
+    # As if trained on another backend: resuming records the one it runs on.
+    config = json.loads((run / "run.json").read_text())
+    config["backend"] = OTHER_BACKEND[keras.backend.backend()]
+    (run / "run.json").write_text(json.dumps(config))
 
     code = main(
         ["train", "--output", str(run), "--resume", "--epochs", "3"]
@@ -83,6 +95,8 @@ def test_nan_stop_keeps_last_good_checkpoint(tmp_path, capsys):
     )
     assert code == 0
     assert checkpoint_state(run)["epoch"] == 2
+    config = json.loads((run / "run.json").read_text())
+    assert config["backend"] == keras.backend.backend()  # issue 21, item 12
     assert all(np.isfinite(w).all() for w in weights_of(run / "model.keras"))
 
 
@@ -93,3 +107,35 @@ def test_nan_in_first_epoch_writes_no_checkpoint(tmp_path, capsys):
     assert len(lines) == 1 and "no checkpoint was written" in lines[0]
     assert not (run / "checkpoint.json").exists()
     assert not (run / "model.keras").exists()
+
+
+def test_ctrl_c_stops_after_the_step_with_a_checkpoint(tmp_path):
+    """Issue 21, item 2 (JAX ignored Ctrl-C), and issue 19: no C++ log lines."""
+    run = tmp_path / "run"
+    args = ["train", *TINY, "--epochs", "100", "--output", str(run)]
+    env = console_env({"TF_CPP_MIN_LOG_LEVEL": None})  # the CLI quiets TF itself
+    process = subprocess.Popen(
+        [console_script(), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.time() + 240
+        while not (run / "checkpoint.json").exists():
+            assert process.poll() is None and time.time() < deadline
+            time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 130, err[-2000:]
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines[-1].startswith("keras-mm train: error: interrupted (Ctrl-C)")
+    assert f"keras-mm train --output {run} --resume" in lines[-1]
+    epoch = checkpoint_state(run)["epoch"]
+    assert 1 <= epoch < 100 and f"epoch {epoch} is committed" in lines[-1]
+    assert os.listdir(run / "checkpoints") == [f"epoch-{epoch:04d}.keras"]
+    assert not (run / "model.keras").exists()
+    assert native_log_lines(out + err) == []

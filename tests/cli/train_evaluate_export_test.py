@@ -13,6 +13,7 @@ from tests.cli.cli_helpers import (
     OTHER_BACKEND,
     assert_same_weights,
     checkpoint_state,
+    native_log_lines,
     run_console,
     stderr_lines,
     train,
@@ -115,13 +116,31 @@ def test_export_serves_without_keras(trained_run, tmp_path, capsys):
     assert len(lines) == 1 and "--overwrite" in lines[0]
 
 
+def test_export_to_an_unwritable_place_is_one_line(trained_run, tmp_path, capsys):
+    """Issue 21, item 10: no TensorFlow traceback."""
+    (tmp_path / "file").write_text("")
+    output = tmp_path / "file" / "saved_model"  # under a file: cannot be created
+    assert main(["export", str(trained_run), "--output", str(output)]) == 1
+    captured = capsys.readouterr()
+    lines = stderr_lines(captured)
+    assert len(lines) == 1, lines
+    assert lines[0] == (
+        f"keras-mm export: error: cannot write the SavedModel to {str(output)!r}: "
+        "Not a directory"
+    )
+
+
 def test_backend_option_reexecutes_under_that_backend(capfd):
     other = OTHER_BACKEND[keras.backend.backend()]
     # The installed script, started under this backend: `--backend` replaces
     # the process with one where KERAS_BACKEND is the other backend.
-    result = run_console(["--version", "--backend", other])
+    # Without TF_CPP_MIN_LOG_LEVEL: the CLI keeps TensorFlow's C++ start-up
+    # lines out of its output itself (issue 19).
+    env = {"TF_CPP_MIN_LOG_LEVEL": None}
+    result = run_console(["--version", "--backend", other], env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"backend {other})" in result.stdout
+    assert native_log_lines(result.stdout + result.stderr) == []
     # In-process: the command runs in a subprocess whose exit code is returned.
     assert main(["--backend", other, "--version"]) == 0
     assert f"backend {other})" in capfd.readouterr().out
