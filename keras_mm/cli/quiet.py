@@ -19,6 +19,8 @@ import tempfile
 
 # absl's format: "I0000 00:00:1796341382.595440    5815 port.cc:153] ...".
 _ABSL_INFO_OR_WARNING = re.compile(r"^[IW]\d{4} [\d:.]+\s+\d+ \S+:\d+\] ")
+# A CUDA build of TensorFlow on a machine without a GPU (cuda_platform.cc).
+_NO_GPU = re.compile(r"^E\d{4} [\d:.]+\s+\d+ \S+:\d+\] failed call to cuInit")
 _NOISE_PREFIXES = (
     "WARNING: All log messages before absl::InitializeLog() is called",
     # The second line of cpu_feature_guard.cc's message.
@@ -28,7 +30,9 @@ _NOISE_PREFIXES = (
 
 def is_noise(line):
     """Whether `line` is an informational TensorFlow C++ start-up line."""
-    return bool(_ABSL_INFO_OR_WARNING.match(line)) or line.startswith(_NOISE_PREFIXES)
+    if _ABSL_INFO_OR_WARNING.match(line) or _NO_GPU.match(line):
+        return True
+    return line.startswith(_NOISE_PREFIXES)
 
 
 def quiet_environment():
@@ -75,5 +79,8 @@ def import_quietly():
         importlib.import_module("keras")
         from keras.src.utils.module_utils import tensorflow
 
-        tensorflow.available  # imports it, as Keras would anyway
+        if tensorflow.available:  # imports it, as Keras would anyway
+            # Device discovery logs `failed call to cuInit` on machines
+            # without a GPU the first time TensorFlow runs anything.
+            tensorflow.config.list_physical_devices()
         importlib.import_module("keras_mm").import_subpackages()
