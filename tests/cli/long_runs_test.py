@@ -6,6 +6,8 @@
   backend gives bit-identical weights.
 - A NaN loss stops training with a one-line message and leaves the last good
   checkpoint untouched; `--resume --learning-rate` continues from it.
+- Ctrl-C (SIGINT) stops training after the current step on every backend,
+  with the last epoch's checkpoint committed, the resume hint and exit code 130.
 """
 
 import json
