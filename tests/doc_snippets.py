@@ -18,7 +18,8 @@ import shlex
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTHON = ("python", "py")
-SHELL = ("bash", "sh", "shell")
+SHELL = ("bash", "sh", "shell", "console")  # console: only `$ ` lines are commands
+WRAPPERS = ("time", "nohup", "env")  # run the command that follows
 MARK = re.compile(r"^\s*<!--\s*snippet:(.*?)-->\s*$")
 SKIP = re.compile(r"^skip\s*\((.*)\)$")
 FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})\s*([^\s`]*)")
@@ -174,10 +175,19 @@ def run_python(blocks, workdir):
 
 
 def _logical_lines(block):
-    """`(line number, text)` of a shell block, backslash continuations joined."""
+    """`(line number, text)` of a shell block's commands.
+
+    Backslash continuations are joined and a `$ ` prompt is dropped; in a
+    ```console block only the `$ ` lines are commands (the rest is output).
+    """
     lines, current, start = [], "", None
     for number, line in enumerate(block.code.splitlines(), block.line):
-        start = number if start is None else start
+        if start is None:
+            prompt = line.lstrip().startswith("$ ")
+            if block.language == "console" and not prompt:
+                continue
+            line = line.lstrip()[2:] if prompt else line
+            start = number
         if line.rstrip().endswith("\\"):
             current += line.rstrip()[:-1] + " "
             continue
@@ -217,9 +227,13 @@ def keras_mm_commands(block):
         lexer.commenters = "#"
         for tokens in _split_commands(list(lexer)):
             env = {}
-            while tokens and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", tokens[0]):
+            while tokens and (
+                tokens[0] in WRAPPERS
+                or re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", tokens[0])
+            ):
                 name, _, value = tokens.pop(0).partition("=")
-                env[name] = value
+                if name not in WRAPPERS:
+                    env[name] = value
             if tokens[:1] == ["keras-mm"]:
                 argv = tokens[1:]
             elif len(tokens) > 2 and tokens[1:3] == ["-m", "keras_mm.cli"]:

@@ -7,16 +7,19 @@ What runs, per page (README.md and every docs/**/*.md, found anew each run):
   temporary working directory; the environment and working directory are
   restored afterwards. An error fails the page, its traceback naming the page
   and line.
-- ```bash / ```sh / ```shell blocks: every command that calls `keras-mm` (or
-  `python -m keras_mm.cli`), in page order, in a temporary working directory
-  shared by the page's commands (so `train` then `evaluate runs/demo` work on
-  the same run). Each runs in this process through `keras_mm.cli.main`, the
-  function the console script calls (tests/cli checks the script itself), made
-  tiny by `tests.doc_snippets.small_command`: this process's backend
-  (`--backend` and `KERAS_BACKEND=` are rewritten), absolute paths moved into
-  the temporary directory, tests/cli's TINY sizes (`--train-samples 128
+- ```bash / ```sh / ```shell blocks, and the `$ ` lines of ```console
+  blocks: every command that calls `keras-mm` (or `python -m keras_mm.cli`,
+  also after `time`, `env` or `NAME=value`), in page order, in a temporary
+  working directory shared by the page's commands (so `train` then
+  `evaluate runs/demo` work on the same run). Each runs in this process
+  through `keras_mm.cli.main`, the function the console script calls (no
+  subprocess and its ~10 s of imports; tests/cli checks the script itself),
+  made tiny by `tests.doc_snippets.small_command`: this process's backend
+  (`--backend` and `KERAS_BACKEND=` rewritten), absolute paths moved into the
+  temporary directory, tests/cli's TINY sizes (`--train-samples 128
   --test-samples 48 --batch-size 32 --width 16 --embed-dim 16 --epochs 2`,
-  also on `train --resume`), `--fail-under METRIC=0`. A non-zero exit
+  also on `train --resume`; on JAX the compiled train step then comes from
+  tests/cli's compilation cache), `--fail-under METRIC=0`. A non-zero exit
   code fails the page. Every other shell line (`pip`, `make`, `python
   my_script.py`, `cd`, ...) is skipped by rule: installing, the Makefile and
   user scripts are not the documentation's code.
@@ -193,5 +196,8 @@ keras-mm train --output runs/a --resume --epochs 9
         *("train", "--output", "runs/a", "--resume", "--epochs", "2"),
         *("--verbose", "0"),
     ]
+    console = "```console\n$ time keras-mm --version\nkeras-mm 0.1\n$ make demo\n```"
+    (block,) = extract(console, "x.md")
+    assert [argv for _, argv, _ in keras_mm_commands(block)] == [["--version"]]
     with pytest.raises(SnippetError, match="pipe or redirection"):
         keras_mm_commands(extract("```sh\nkeras-mm evaluate r | tee log\n```")[0])
