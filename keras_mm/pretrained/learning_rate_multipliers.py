@@ -85,10 +85,15 @@ def learning_rate_multipliers(model, multipliers, optimizer="adamw"):
 
     Example:
 
+    >>> model = keras.Sequential([keras.Input((4,)),
+    ...     keras.layers.Dense(8, name="encoder"), keras.layers.Dense(2, name="head")])
     >>> optimizer = learning_rate_multipliers(
-    ...     model, {"image_encoder": 0.1, "text_encoder": 0.1},
-    ...     keras.optimizers.AdamW(1e-4))  # doctest: +SKIP
-    >>> model.compile(optimizer=optimizer)  # doctest: +SKIP
+    ...     model, {"encoder": 0.1}, keras.optimizers.AdamW(1e-4))
+    >>> sorted(round(float(o.learning_rate), 8) for o in optimizer.optimizers)
+    [1e-05, 0.0001]
+    >>> model.compile(optimizer=optimizer, loss="mse")
+
+    A converted CLIP takes `{"image_encoder": 0.1, "text_encoder": 0.1}`.
 
     Reference:
         Howard and Ruder, 2018 (discriminative fine-tuning); Zhai et al., 2022
