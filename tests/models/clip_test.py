@@ -167,13 +167,13 @@ class CLIPTest(TestCase):
         model = _clip()
         cases = {
             "batch size": dict(x, images=x["images"][:5]),
-            "missing": {"images": x["images"], "token_ids": x["token_ids"]},
+            "missing": {"images": x["images"], "padding_mask": x["padding_mask"]},
             "rank": dict(x, token_ids=x["token_ids"][..., None]),
             "image shape": dict(x, images=np.zeros((8, 8, 8, 3), "float32")),
         }
         messages = {
             "batch size": ["images shape=(5, 16, 16, 3)", "token_ids shape=(8, 6)"],
-            "missing": ["padding_mask", "images shape=(8, 16, 16, 3)"],
+            "missing": ["token_ids", "images shape=(8, 16, 16, 3)"],
             "rank": ["token_ids", "(8, 6, 1)"],
             "image shape": ["images", "(8, 8, 8, 3)"],
         }
@@ -187,7 +187,7 @@ class CLIPTest(TestCase):
                 for fragment in messages[case]:
                     self.assertIn(fragment, str(ctx.exception), case)
         model.compile(optimizer="sgd")
-        with self.assertRaisesRegex(ValueError, "padding_mask"):
+        with self.assertRaisesRegex(ValueError, "token_ids"):
             model.fit(cases["missing"], epochs=1, verbose=0)
         with self.assertRaisesRegex(ValueError, "must be a dict"):
             model(x["images"])

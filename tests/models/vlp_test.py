@@ -108,6 +108,6 @@ class VLPTest(TestCase):
         with self.assertRaisesRegex(ValueError, r"padding_mask shape=\(3, 6\)"):
             model(dict(x, padding_mask=x["padding_mask"][:3]))
         with self.assertRaisesRegex(ValueError, "missing the key"):
-            model.predict(subset(x, ("images", "token_ids")), verbose=0)
+            model.predict(subset(x, ("images", "padding_mask")), verbose=0)
         with self.assertRaisesRegex(ValueError, r"images shape=\(8, 16, 16\)"):
             model(dict(x, images=x["images"][..., 0]))
