@@ -420,16 +420,17 @@ class CLIPCallsTest(TestCase):
         token_ids = np.array([[2, 3, 5, 0, 0, 0], [2, 4, 6, 0, 0, 0]], "int32")
         self.assertEqual(token_ids.shape[1], model.embed_dim)
         weights = model.build_zero_shot_weights(token_ids)
-        self.assertAllClose(
-            model.zero_shot_predict(images, token_ids),
-            model.zero_shot_predict(images, weights),
-            atol=1e-6,
-        )
-        self.assertAllClose(
-            model.zero_shot_predict(images, ["a red circle", "a blue square"]),
-            model.zero_shot_predict(images, weights),
-            atol=1e-6,
-        )
+        scale = float(keras.ops.convert_to_numpy(model.logits_head.scale))
+        for prompts in (token_ids, ["a red circle", "a blue square"]):
+            classifier = model.zero_shot_classifier(prompts)
+            (kernel,) = classifier.get_layer("class_embeddings").get_weights()
+            self.assertAllClose(kernel, scale * weights.T, atol=1e-5)
+        # Float arrays of that shape stay class embeddings.
+        classifier = model.zero_shot_classifier(weights)
+        (kernel,) = classifier.get_layer("class_embeddings").get_weights()
+        self.assertAllClose(kernel, scale * weights.T, atol=1e-5)
+        probs = model.zero_shot_predict(images, token_ids)
+        self.assertAllClose(probs.sum(-1), np.ones(len(images)), atol=1e-5)
 
     def test_contrastive_batch_under_two_is_refused(self):
         # A batch of one trained to loss 0.0 (the positive is the only candidate).
