@@ -31,12 +31,17 @@ class VLMPTest(TestCase):
         # Issue 21 item 6: a zero action was projected to the zero vector, where
         # the normalisation's gradient is 1/epsilon (bias gradients of ~6e5).
         x, _ = synthetic_task(8)
-        x = subset(x, KEYS)
+        x = subset(x, ("images", "token_ids"))
         actions = np.random.default_rng(0).normal(size=(8, 2)).astype("float32")
         actions[:3] = 0.0
-        model = VLMP(
-            image_encoder(), text_encoder(), action_dim=2, embed_dim=8, hidden_dim=16
+        # Tiny encoders: only the action tower matters here.
+        images = keras.Sequential(
+            [keras.Input((16, 16, 3)), keras.layers.Flatten(), keras.layers.Dense(8)]
         )
+        text = keras.Sequential(
+            [keras.Input((6,), dtype="int32"), keras.layers.Embedding(24, 8)]
+        )
+        model = VLMP(images, text, action_dim=2, embed_dim=8, hidden_dim=16)
         w1, b1, w2, b2 = [
             keras.ops.convert_to_numpy(w) for w in model.action_projection.weights
         ]
