@@ -35,12 +35,12 @@ class VLMPTest(TestCase):
         actions = np.random.default_rng(0).normal(size=(8, 2)).astype("float32")
         actions[:3] = 0.0
         # Tiny encoders: only the action tower matters here.
-        images = keras.Sequential(
-            [keras.Input((16, 16, 3)), keras.layers.Flatten(), keras.layers.Dense(8)]
+        pixels = keras.Input((16, 16, 3))
+        images = keras.Model(
+            pixels, keras.layers.Dense(8)(keras.layers.Flatten()(pixels))
         )
-        text = keras.Sequential(
-            [keras.Input((6,), dtype="int32"), keras.layers.Embedding(24, 8)]
-        )
+        ids = keras.Input((6,), dtype="int32")
+        text = keras.Model(ids, keras.layers.Embedding(24, 8)(ids))
         model = VLMP(images, text, action_dim=2, embed_dim=8, hidden_dim=16)
         w1, b1, w2, b2 = [
             keras.ops.convert_to_numpy(w) for w in model.action_projection.weights
