@@ -111,6 +111,46 @@ def check_array(owner, arg, value, spec):
     return value
 
 
+def check_batch_size(owner, minimum, x, batch_size):
+    """Refuse `fit`/`evaluate` data whose first batch has fewer than `minimum`.
+
+    Arrays (a dict of them), a `tf.data.Dataset` (its static batch size, else
+    its first batch) or a `keras.utils.PyDataset` (its first batch); other
+    inputs are not checked. A later, smaller last batch is allowed.
+    """
+    if minimum < 2 or x is None:
+        return
+    size, what = None, None
+    if isinstance(x, dict) and all(hasattr(v, "shape") for v in x.values()):
+        n = int(np.shape(next(iter(x.values())))[0])
+        size = min(n, 32 if batch_size is None else int(batch_size))
+        what = f"{n} example(s) with batch_size={batch_size}"
+    elif hasattr(x, "element_spec"):  # tf.data.Dataset
+        first = x.element_spec
+        first = first[0] if isinstance(first, tuple) else first
+        shape = keras.tree.flatten(first)[0].shape
+        if len(shape) == 0:  # not batched: Keras will say so
+            return
+        dim = shape[0]
+        if dim is None:
+            for batch in x.take(1):
+                batch = batch[0] if isinstance(batch, tuple) else batch
+                dim = int(keras.tree.flatten(batch)[0].shape[0])
+        size, what = dim, f"a dataset whose first batch holds {dim} example(s)"
+    elif isinstance(x, keras.utils.PyDataset) and len(x):
+        batch = x[0]
+        batch = batch[0] if isinstance(batch, tuple) else batch
+        size = int(np.shape(keras.tree.flatten(batch)[0])[0])
+        what = f"a PyDataset whose first batch holds {size} example(s)"
+    if size is not None and size < minimum:
+        raise ValueError(
+            f"{owner}: its contrastive loss needs at least "
+            f"{minimum} examples per batch (with one, the only "
+            "candidate is the positive, the loss is 0 and nothing is "
+            f"learned); use more data or a larger batch_size. Received: {what}"
+        )
+
+
 def _spec(tensor, name):
     return keras.Input(
         shape=tuple(tensor.shape[1:]), dtype=str(tensor.dtype), name=name

@@ -1,4 +1,3 @@
-import contextlib
 import copy
 import importlib
 
@@ -7,7 +6,8 @@ import numpy as np
 from keras import ops
 
 from keras_mm.api_export import keras_mm_export
-from keras_mm.models.model_utils import check_array
+from keras_mm.models._jax_state import keep_state_on_error
+from keras_mm.models.model_utils import check_array, check_batch_size
 
 # Inputs that must share their full shape with `token_ids`.
 _SAME_SHAPE_AS_TOKENS = ("padding_mask", "segment_ids")
@@ -24,46 +24,6 @@ def _shape(x):
         except Exception:  # symbolic dimension while tracing
             out.append(None)
     return tuple(out)
-
-
-def _state_variables(model):
-    variables = list(model.variables)
-    optimizer = getattr(model, "optimizer", None)
-    if optimizer is not None:
-        variables += list(optimizer.variables)
-    variables += list(getattr(model, "metrics_variables", []))
-    unique = {}
-    for v in variables:
-        unique.setdefault(id(v), v)
-    return list(unique.values())
-
-
-@contextlib.contextmanager
-def keep_state_on_error(model):
-    """Keep `model` usable when a `fit`/`evaluate`/`predict` inside fails.
-
-    Keras' JAX trainer detaches every variable's value (`_value = None`) before
-    its first step and reattaches it after the loop; an error in the first
-    step (e.g. an input of the wrong shape met while tracing) leaves them
-    detached, and every later call, `save` included, fails with "'NoneType'
-    object is not callable". The values are immutable JAX arrays, so keeping
-    references costs no copy; on an error the detached ones are put back.
-    """
-    if keras.backend.backend() != "jax":
-        yield
-        return
-    saved = [(v, v._value) for v in _state_variables(model)]
-    try:
-        yield
-    except BaseException:
-        for v, value in saved:
-            if v._value is None:
-                v._value = value
-        for v in _state_variables(model):  # created inside the failed call
-            if v._value is None:
-                v._value = ops.zeros(v.shape, v.dtype)
-        model._jax_state = None
-        raise
 
 
 @keras_mm_export("keras_mm.models.MultimodalModel")
@@ -206,34 +166,7 @@ class MultimodalModel(keras.Model):
 
     def _check_batch_size(self, x, batch_size):
         """Refuse data whose batches are smaller than `min_batch_size`."""
-        if self.min_batch_size < 2 or x is None:
-            return
-        size, what = None, None
-        if isinstance(x, dict) and all(hasattr(v, "shape") for v in x.values()):
-            n = int(np.shape(next(iter(x.values())))[0])
-            size = min(n, 32 if batch_size is None else int(batch_size))
-            what = f"{n} example(s) with batch_size={batch_size}"
-        elif hasattr(x, "element_spec"):  # tf.data.Dataset
-            first = x.element_spec
-            first = first[0] if isinstance(first, tuple) else first
-            dim = keras.tree.flatten(first)[0].shape[0]
-            if dim is None:
-                for batch in x.take(1):
-                    batch = batch[0] if isinstance(batch, tuple) else batch
-                    dim = int(keras.tree.flatten(batch)[0].shape[0])
-            size, what = dim, f"a dataset whose first batch holds {dim} example(s)"
-        elif isinstance(x, keras.utils.PyDataset) and len(x):
-            batch = x[0]
-            batch = batch[0] if isinstance(batch, tuple) else batch
-            size = int(np.shape(keras.tree.flatten(batch)[0])[0])
-            what = f"a PyDataset whose first batch holds {size} example(s)"
-        if size is not None and size < self.min_batch_size:
-            raise ValueError(
-                f"{self.__class__.__name__}: its contrastive loss needs at least "
-                f"{self.min_batch_size} examples per batch (with one, the only "
-                "candidate is the positive, the loss is 0 and nothing is "
-                f"learned); use more data or a larger batch_size. Received: {what}"
-            )
+        check_batch_size(self.__class__.__name__, self.min_batch_size, x, batch_size)
 
     def fit(self, x=None, y=None, *args, **kwargs):
         self._check_array_inputs(x)
