@@ -2,6 +2,7 @@ import keras
 from keras import ops
 
 from keras_mm.api_export import keras_mm_export
+from keras_mm.layers._spec import traced_output_spec
 from keras_mm.utils.input_checks import (
     check_built_features,
     check_mask_shape,
@@ -167,9 +168,7 @@ class AttentionFusion(keras.layers.Layer):
         return (shapes[0][0], shapes[0][-1])
 
     def compute_output_spec(self, *args, **kwargs):
-        # Trace `call` itself, so masks and call options are validated (and shape
-        # the output) in functional models exactly as in eager calls.
-        return keras.Operation.compute_output_spec(self, *args, **kwargs)
+        return traced_output_spec(self, *args, **kwargs)
 
     def get_config(self):
         config = super().get_config()

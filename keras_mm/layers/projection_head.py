@@ -20,6 +20,9 @@ class ProjectionHead(keras.layers.Layer):
         hidden_dim: int or None. Width of an optional hidden layer.
         normalize: bool. Whether to L2-normalise the output.
         epsilon: float. Lower bound on the norm in the normalisation.
+        bias_initializer: initializer of the output bias (default zeros). A
+            random one keeps a zero input away from the normalisation's
+            singular point `p = 0` (gradient `1 / epsilon` there).
         **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Call arguments:
@@ -41,7 +44,13 @@ class ProjectionHead(keras.layers.Layer):
     """
 
     def __init__(
-        self, output_dim, hidden_dim=None, normalize=True, epsilon=1e-6, **kwargs
+        self,
+        output_dim,
+        hidden_dim=None,
+        normalize=True,
+        epsilon=1e-6,
+        bias_initializer="zeros",
+        **kwargs,
     ):
         super().__init__(**kwargs)
         if (
@@ -66,6 +75,7 @@ class ProjectionHead(keras.layers.Layer):
         self.hidden_dim = hidden_dim
         self.normalize = bool(normalize)
         self.epsilon = check_float("epsilon", epsilon, 0.0, low_open=True)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
         self.supports_masking = True
         self.hidden_dense = None
         if hidden_dim is not None:
@@ -76,7 +86,10 @@ class ProjectionHead(keras.layers.Layer):
                 name="hidden_dense",
             )
         self.output_dense = keras.layers.Dense(
-            output_dim, dtype=self.dtype_policy, name="output_dense"
+            output_dim,
+            bias_initializer=self.bias_initializer,
+            dtype=self.dtype_policy,
+            name="output_dense",
         )
 
     def _check(self, input_shape):
@@ -122,6 +135,7 @@ class ProjectionHead(keras.layers.Layer):
                 "hidden_dim": self.hidden_dim,
                 "normalize": self.normalize,
                 "epsilon": self.epsilon,
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
             }
         )
         return config

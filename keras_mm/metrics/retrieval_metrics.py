@@ -23,7 +23,10 @@ def retrieval_metrics(similarity, caption_image_index=None, ks=(1, 5, 10)):
     Ranks start at 1. Ties count against the query: a ground-truth item ranks after
     every other item with an equal or higher score, so a model whose scores are all
     equal gets the worst ranks, not the best. R@K is the share of queries with rank
-    <= K.
+    <= K. When K is at least the worst rank a query can get (text -> image:
+    `num_images`; image -> text: `1 + num_captions - ` the fewest captions of an
+    image), R@K is 1 whatever the scores, so it is reported as NaN ("n/a"):
+    R@5 of 3 images says nothing about the model.
 
     Args:
         similarity: `(num_images, num_captions)` array or tensor of scores (e.g.
@@ -35,7 +38,8 @@ def retrieval_metrics(similarity, caption_image_index=None, ks=(1, 5, 10)):
 
     Returns:
         A dict of Python floats: `"image_to_text_r{K}"` and `"text_to_image_r{K}"`
-        for each K (in [0, 1]), `"image_to_text_mean_rank"`,
+        for each K (in [0, 1], or NaN when K covers every candidate),
+        `"image_to_text_mean_rank"`,
         `"image_to_text_median_rank"`, `"text_to_image_mean_rank"` and
         `"text_to_image_median_rank"`.
 
@@ -90,10 +94,15 @@ def retrieval_metrics(similarity, caption_image_index=None, ks=(1, 5, 10)):
     positive = index[None, :] == np.arange(num_images)[:, None]
     best = np.max(np.where(positive, sim, -np.inf), axis=1)
     i2t = 1 + np.sum((sim >= best[:, None]) & ~positive, axis=1)
+    worst = {
+        "image_to_text": 1 + num_captions - int(counts.min()),
+        "text_to_image": num_images,
+    }
     out = {}
     for name, ranks in (("image_to_text", i2t), ("text_to_image", t2i)):
         for k in ks:
-            out[f"{name}_r{k}"] = float(np.mean(ranks <= k))
+            recall = float("nan") if k >= worst[name] else float(np.mean(ranks <= k))
+            out[f"{name}_r{k}"] = recall
         out[f"{name}_mean_rank"] = float(np.mean(ranks))
         out[f"{name}_median_rank"] = float(np.median(ranks))
     return out

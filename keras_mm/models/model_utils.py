@@ -7,6 +7,7 @@ sequences from whatever the encoder returns, and fusion layers chosen by name.
 """
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_mm.layers import AttentionFusion, ConcatFusion, GatedFusion
@@ -23,11 +24,21 @@ def check_encoder(encoder, arg):
             f"`{arg}` must be a Keras layer or model. Received: {arg} of type "
             f"{type(encoder).__name__}"
         )
-    try:
-        struct = encoder._inputs_struct if hasattr(encoder, "_inputs_struct") else None
-        struct = struct if struct is not None else encoder.input
-    except (AttributeError, ValueError):
-        struct = None
+    struct = getattr(encoder, "_inputs_struct", None)
+    if struct is None:
+        try:
+            struct = encoder.input
+        except (AttributeError, ValueError):
+            # A `keras.Sequential` built on a `keras.Input` knows `inputs` but
+            # raises on `input` until it has been called.
+            try:
+                struct = encoder.inputs
+            except (AttributeError, ValueError):
+                struct = None
+            if isinstance(struct, (list, tuple)) and len(struct) == 1:
+                struct = struct[0]
+            elif isinstance(struct, (list, tuple)) and not struct:
+                struct = None
     if struct is None:
         raise ValueError(
             f"`{arg}` must be a functional model (or a model built on `keras.Input`) "
@@ -35,6 +46,109 @@ def check_encoder(encoder, arg):
             "without defined inputs"
         )
     return struct
+
+
+def _dtype_kind(dtype):
+    """`"bool"`, `"int"`, `"float"` or `"other"` (strings, objects) of a dtype."""
+    try:
+        dtype = keras.backend.standardize_dtype(dtype)
+    except Exception:  # NumPy strings / objects, unknown dtypes
+        return "other"
+    if dtype == "bool":
+        return "bool"
+    if dtype.startswith(("int", "uint")):
+        return "int"
+    if dtype.startswith(("float", "bfloat")):
+        return "float"
+    return "other"
+
+
+# Value dtype kinds accepted for each input dtype kind.
+_ACCEPTED_KINDS = {
+    "float": ("float", "int", "bool"),
+    "int": ("int", "bool"),
+    "bool": ("bool", "int", "float"),
+}
+
+
+def check_array(owner, arg, value, spec):
+    """Check an array given to a model method against its `keras.Input` spec.
+
+    Called on host data before `predict` runs, so that a wrong rank, a wrong
+    non-batch size or a wrong kind of dtype raises a `ValueError` naming `arg`
+    (on JAX, a failure inside `predict` would otherwise leave the model's
+    variables detached). Returns `value` (a list becomes a NumPy array);
+    datasets and other non-array inputs are returned unchecked.
+
+    Args:
+        owner: str. The class name used in the message.
+        arg: str. The argument (input key) name.
+        value: array-like.
+        spec: `keras.Input` (KerasTensor) with the expected shape and dtype.
+    """
+    if isinstance(value, (list, tuple)):
+        value = np.asarray(value)
+    if not hasattr(value, "shape") or not hasattr(value, "dtype"):
+        return value
+    want = tuple(spec.shape)
+    got = tuple(None if d is None else int(d) for d in value.shape)
+    spec_kind = _dtype_kind(spec.dtype)
+    kind = _dtype_kind(value.dtype)
+    ok = len(got) == len(want) and all(
+        w is None or g == w for g, w in zip(got[1:], want[1:])
+    )
+    ok = ok and kind in _ACCEPTED_KINDS.get(spec_kind, (kind,))
+    if not ok:
+        shape = "(batch, " + ", ".join(str(d) for d in want[1:]) + ")"
+        if len(want) == 1:
+            shape = "(batch,)"
+        described = {"float": "a float", "int": "an integer", "bool": "a boolean"}
+        raise ValueError(
+            f"{owner}: `{arg}` must be {described.get(spec_kind, 'an')} array of "
+            f"rank {len(want)} and shape {shape} (None = any size). Received: "
+            f"{arg} shape={got}, dtype={value.dtype}"
+        )
+    return value
+
+
+def check_batch_size(owner, minimum, x, batch_size):
+    """Refuse `fit`/`evaluate` data whose first batch has fewer than `minimum`.
+
+    Arrays (a dict of them), a `tf.data.Dataset` (its static batch size, else
+    its first batch) or a `keras.utils.PyDataset` (its first batch); other
+    inputs are not checked. A later, smaller last batch is allowed.
+    """
+    if minimum < 2 or x is None:
+        return
+    size, what = None, None
+    if isinstance(x, dict) and all(hasattr(v, "shape") for v in x.values()):
+        n = int(np.shape(next(iter(x.values())))[0])
+        size = min(n, 32 if batch_size is None else int(batch_size))
+        what = f"{n} example(s) with batch_size={batch_size}"
+    elif hasattr(x, "element_spec"):  # tf.data.Dataset
+        first = x.element_spec
+        first = first[0] if isinstance(first, tuple) else first
+        shape = keras.tree.flatten(first)[0].shape
+        if len(shape) == 0:  # not batched: Keras will say so
+            return
+        dim = shape[0]
+        if dim is None:
+            for batch in x.take(1):
+                batch = batch[0] if isinstance(batch, tuple) else batch
+                dim = int(keras.tree.flatten(batch)[0].shape[0])
+        size, what = dim, f"a dataset whose first batch holds {dim} example(s)"
+    elif isinstance(x, keras.utils.PyDataset) and len(x):
+        batch = x[0]
+        batch = batch[0] if isinstance(batch, tuple) else batch
+        size = int(np.shape(keras.tree.flatten(batch)[0])[0])
+        what = f"a PyDataset whose first batch holds {size} example(s)"
+    if size is not None and size < minimum:
+        raise ValueError(
+            f"{owner}: its contrastive loss needs at least "
+            f"{minimum} examples per batch (with one, the only "
+            "candidate is the positive, the loss is 0 and nothing is "
+            f"learned); use more data or a larger batch_size. Received: {what}"
+        )
 
 
 def _spec(tensor, name):

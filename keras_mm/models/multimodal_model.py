@@ -6,6 +6,8 @@ import numpy as np
 from keras import ops
 
 from keras_mm.api_export import keras_mm_export
+from keras_mm.models._jax_state import keep_state_on_error
+from keras_mm.models.model_utils import check_array, check_batch_size
 
 # Inputs that must share their full shape with `token_ids`.
 _SAME_SHAPE_AS_TOKENS = ("padding_mask", "segment_ids")
@@ -59,7 +61,23 @@ class MultimodalModel(keras.Model):
 
     # ------------------------------------------------------------------ inputs
     def _fill_inputs(self, inputs):
-        """Hook: complete optional inputs (e.g. a default modality mask)."""
+        """Hook: complete optional inputs (e.g. a default modality mask).
+
+        A missing `padding_mask` is derived as `token_ids != pad_token_id` when
+        the text encoder knows its padding id (keras_mm's `TextEncoder`).
+        """
+        if (
+            "padding_mask" in self._inputs_struct
+            and "padding_mask" not in inputs
+            and "token_ids" in inputs
+        ):
+            pad = getattr(getattr(self, "text_encoder", None), "pad_token_id", None)
+            if pad is not None:
+                ids = inputs["token_ids"]
+                if isinstance(ids, (np.ndarray, list, tuple)):
+                    inputs["padding_mask"] = np.asarray(ids) != pad
+                else:
+                    inputs["padding_mask"] = ops.not_equal(ids, pad)
         return inputs
 
     def _validate_inputs(self, inputs):
@@ -120,19 +138,55 @@ class MultimodalModel(keras.Model):
         # cardinality check fails on mismatched dict inputs without naming
         # the key); datasets are checked batch by batch in `__call__`.
         if isinstance(x, dict) and all(hasattr(v, "shape") for v in x.values()):
-            self._validate_inputs(x)
+            x = self._validate_inputs(x)
+            for key, value in x.items():
+                check_array(
+                    self.__class__.__name__, key, value, self._inputs_struct[key]
+                )
+
+    def check_input(self, key, value):
+        """`value` checked against the model input `key` (rank, sizes, dtype)."""
+        if key not in self._inputs_struct:
+            raise ValueError(
+                f"{self.__class__.__name__}: unknown input {key!r}. Inputs: "
+                f"{list(self._inputs_struct)}"
+            )
+        return check_array(
+            self.__class__.__name__, key, value, self._inputs_struct[key]
+        )
+
+    def _predict_with(self, model, x, batch_size):
+        """`model.predict(x)` for a tower sharing this model's variables."""
+        with keep_state_on_error(self):
+            return model.predict(x, batch_size=batch_size, verbose=0)
+
+    # Least batch size of a contrastive objective (1 = no limit). With one
+    # example per batch the only candidate is the positive: the loss is 0.
+    min_batch_size = 1
+
+    def _check_batch_size(self, x, batch_size):
+        """Refuse data whose batches are smaller than `min_batch_size`."""
+        check_batch_size(self.__class__.__name__, self.min_batch_size, x, batch_size)
 
     def fit(self, x=None, y=None, *args, **kwargs):
         self._check_array_inputs(x)
-        return super().fit(x, y, *args, **kwargs)
+        self._check_batch_size(x, kwargs.get("batch_size", args[0] if args else None))
+        if getattr(self, "optimizer", None) is not None and not self.optimizer.built:
+            # Built here, outside the failure guard, so its variables are kept.
+            self.optimizer.build(self.trainable_variables)
+        with keep_state_on_error(self):
+            return super().fit(x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         self._check_array_inputs(x)
-        return super().evaluate(x, y, *args, **kwargs)
+        self._check_batch_size(x, kwargs.get("batch_size", args[0] if args else None))
+        with keep_state_on_error(self):
+            return super().evaluate(x, y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
         self._check_array_inputs(x)
-        return super().predict(x, *args, **kwargs)
+        with keep_state_on_error(self):
+            return super().predict(x, *args, **kwargs)
 
     def __call__(self, inputs, *args, **kwargs):
         return super().__call__(self._validate_inputs(inputs), *args, **kwargs)
@@ -225,10 +279,11 @@ class MultimodalModel(keras.Model):
 
         E.g. `encode({"token_ids": t, "padding_mask": m}, "text_embeddings")`.
         """
+        inputs = {k: self.check_input(k, v) for k, v in inputs.items()}
         model = self.submodel(list(inputs), output_key)
         if len(inputs) == 1:
             inputs = next(iter(inputs.values()))
-        return model.predict(inputs, batch_size=batch_size, verbose=0)
+        return self._predict_with(model, inputs, batch_size)
 
     # ------------------------------------------------------------------- torch
     def _track_variables(self):

@@ -31,6 +31,18 @@ class ConcatFusionTest(TestCase):
             expected_num_trainable_weights=4,
         )
 
+    def test_symbolic_dtype_is_the_compute_dtype(self):
+        # Issue 21 item 9: under mixed_bfloat16 torch traced float32 here.
+        from keras_mm.layers import GatedFusion
+
+        keras.config.set_dtype_policy("mixed_bfloat16")
+        for layer in (ConcatFusion(hidden_dim=8, output_dim=4), GatedFusion()):
+            inputs = [keras.Input((4,)), keras.Input((4,))]
+            out = layer(inputs)
+            self.assertEqual(keras.backend.standardize_dtype(out.dtype), "bfloat16")
+            eager = layer([np.ones((2, 4), "float32")] * 2)
+            self.assertEqual(keras.backend.standardize_dtype(eager.dtype), "bfloat16")
+
     def test_matches_oracle(self):
         zs = self._inputs()
         layer = ConcatFusion(hidden_dim=8, output_dim=2)

@@ -17,8 +17,12 @@ def oracle(sim, index, ks):
         t2i.append(1 + order.index(index[c]))
     out = {}
     for name, ranks in (("image_to_text", i2t), ("text_to_image", t2i)):
+        # Worst possible rank: all other images, or all non-matching captions.
+        fewest = min(list(index).count(i) for i in range(num_images))
+        worst = num_images if name == "text_to_image" else 1 + num_captions - fewest
         for k in ks:
-            out[f"{name}_r{k}"] = sum(r <= k for r in ranks) / len(ranks)
+            recall = sum(r <= k for r in ranks) / len(ranks)
+            out[f"{name}_r{k}"] = float("nan") if k >= worst else recall
         out[f"{name}_mean_rank"] = sum(ranks) / len(ranks)
         out[f"{name}_median_rank"] = float(np.median(ranks))
     return out
@@ -60,8 +64,22 @@ def test_matches_sorting_oracle(seed):
     want = oracle(sim.astype("float32"), index, (1, 5, 10))
     assert got.keys() == want.keys()
     for key in want:
-        assert got[key] == pytest.approx(want[key]), key
+        assert got[key] == pytest.approx(want[key], nan_ok=True), key
         assert isinstance(got[key], float)
+
+
+def test_recall_at_k_covering_every_candidate_is_nan():
+    # 3 images, 3 captions: every rank is <= 3, so R@5 and R@10 say nothing.
+    sim = np.random.default_rng(0).normal(size=(3, 3))
+    m = retrieval_metrics(sim, ks=(1, 2, 3, 5, 10))
+    for name in ("image_to_text", "text_to_image"):
+        assert not np.isnan(m[f"{name}_r2"])
+        for k in (3, 5, 10):
+            assert np.isnan(m[f"{name}_r{k}"]), (name, k)
+    # 2 images with 3 and 1 captions: image 1 ranks at worst 1 + 3 = 4 captions.
+    m = retrieval_metrics(np.zeros((2, 4)), [0, 0, 0, 1], ks=(1, 3, 4))
+    assert m["image_to_text_r3"] == 0.5 and np.isnan(m["image_to_text_r4"])
+    assert m["text_to_image_r1"] == 0.0 and np.isnan(m["text_to_image_r3"])
 
 
 def test_one_caption_per_image_default():

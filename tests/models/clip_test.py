@@ -167,13 +167,13 @@ class CLIPTest(TestCase):
         model = _clip()
         cases = {
             "batch size": dict(x, images=x["images"][:5]),
-            "missing": {"images": x["images"], "token_ids": x["token_ids"]},
+            "missing": {"images": x["images"], "padding_mask": x["padding_mask"]},
             "rank": dict(x, token_ids=x["token_ids"][..., None]),
             "image shape": dict(x, images=np.zeros((8, 8, 8, 3), "float32")),
         }
         messages = {
             "batch size": ["images shape=(5, 16, 16, 3)", "token_ids shape=(8, 6)"],
-            "missing": ["padding_mask", "images shape=(8, 16, 16, 3)"],
+            "missing": ["token_ids", "images shape=(8, 16, 16, 3)"],
             "rank": ["token_ids", "(8, 6, 1)"],
             "image shape": ["images", "(8, 8, 8, 3)"],
         }
@@ -187,7 +187,7 @@ class CLIPTest(TestCase):
                 for fragment in messages[case]:
                     self.assertIn(fragment, str(ctx.exception), case)
         model.compile(optimizer="sgd")
-        with self.assertRaisesRegex(ValueError, "padding_mask"):
+        with self.assertRaisesRegex(ValueError, "token_ids"):
             model.fit(cases["missing"], epochs=1, verbose=0)
         with self.assertRaisesRegex(ValueError, "must be a dict"):
             model(x["images"])
@@ -334,3 +334,116 @@ class CLIPTest(TestCase):
         accuracy = float((probs.argmax(-1) == data["test"]["labels"]).mean())
         self.assertGreaterEqual(accuracy, 0.95)
         self.assertLess(elapsed, 60.0)
+
+
+class CLIPCallsTest(TestCase):
+    """Issue 21 items 3, 7 and 13 on one tiny CLIP (embed_dim = LENGTH = 6)."""
+
+    VOCABULARY = ["[PAD]", "[UNK]", "a", "red", "blue", "circle", "square"]
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        keras.utils.set_random_seed(3)
+        cls.model = CLIP(
+            image_encoder(), text_encoder(), embed_dim=6, vocabulary=cls.VOCABULARY
+        )
+        x, _ = synthetic_task(4)
+        cls.x = subset(x, KEYS)
+
+    def test_wrong_calls_raise_and_leave_the_model_usable(self):
+        # On JAX a wrong call inside `predict` left every variable detached:
+        # later calls and `save` failed with "'NoneType' object is not callable".
+        import tensorflow as tf
+
+        model, images = self.model, self.x["images"]
+        expected = model.encode_image(images)
+        bad_calls = {
+            "images": [
+                lambda: model.encode_image(np.zeros((2, 20, 20, 3), "float32")),
+                lambda: model.encode_image(images[0]),  # no batch axis
+                lambda: model.encode_image(np.array([["a picture"]])),
+                lambda: model.zero_shot_predict(images[0], np.eye(6, dtype="float32")),
+            ],
+            "token_ids": [
+                lambda: model.encode_text(self.x["token_ids"][0]),
+                lambda: model.encode_text(self.x["token_ids"].astype("float32")),
+            ],
+        }
+        for arg, calls in bad_calls.items():
+            for call in calls:
+                with self.assertRaisesRegex(ValueError, f"`{arg}` must be"):
+                    call()
+        # Inside `predict` (a dataset is checked batch by batch while tracing).
+        wrong = dict(self.x, images=np.zeros((4, 20, 20, 3), "float32"))
+        with self.assertRaisesRegex(ValueError, "images shape="):
+            model.predict(tf.data.Dataset.from_tensor_slices(wrong).batch(2), verbose=0)
+        self.assertAllClose(model.encode_image(images), expected, atol=1e-6)
+        path = os.path.join(self.get_temp_dir(), "clip.keras")
+        model.save(path)
+        self.assertTrue(os.path.getsize(path) > 0)
+
+    def test_strings_are_tokenized_with_the_vocabulary(self):
+        from keras_mm.data import encode_texts
+
+        model = self.model
+        texts = ["a red circle", "a blue square"]
+        encoded = encode_texts(texts, self.VOCABULARY, 6)
+        self.assertAllClose(
+            model.encode_text(texts), model.encode_text(encoded), atol=1e-6
+        )
+        # keras_mm's TextEncoder knows its pad id: padding_mask is derived.
+        self.assertAllClose(
+            model.encode_text(encoded["token_ids"]),
+            model.encode_text(encoded),
+            atol=1e-6,
+        )
+        prompts = [["a red circle", "red circle"], ["a blue square", "square"]]
+        flat = encode_texts([t for p in prompts for t in p], self.VOCABULARY, 6)
+        self.assertAllClose(
+            model.build_zero_shot_weights(prompts),
+            model.build_zero_shot_weights(
+                {k: v.reshape(2, 2, 6) for k, v in flat.items()}
+            ),
+            atol=1e-6,
+        )
+        revived = CLIP.from_config(model.get_config())
+        self.assertEqual(revived.vocabulary, self.VOCABULARY)
+        revived.vocabulary = None
+        with self.assertRaisesRegex(ValueError, "vocabulary"):
+            revived.encode_text(texts)
+
+    def test_integer_prompts_of_embed_dim_length_are_token_ids(self):
+        # (num_classes, length) token ids with length == embed_dim were taken
+        # for class embeddings: silently wrong probabilities.
+        model, images = self.model, self.x["images"]
+        token_ids = np.array([[2, 3, 5, 0, 0, 0], [2, 4, 6, 0, 0, 0]], "int32")
+        self.assertEqual(token_ids.shape[1], model.embed_dim)
+        weights = model.build_zero_shot_weights(token_ids)
+        scale = float(keras.ops.convert_to_numpy(model.logits_head.scale))
+        for prompts in (token_ids, ["a red circle", "a blue square"]):
+            classifier = model.zero_shot_classifier(prompts)
+            (kernel,) = classifier.get_layer("class_embeddings").get_weights()
+            self.assertAllClose(kernel, scale * weights.T, atol=1e-5)
+        # Float arrays of that shape stay class embeddings.
+        classifier = model.zero_shot_classifier(weights)
+        (kernel,) = classifier.get_layer("class_embeddings").get_weights()
+        self.assertAllClose(kernel, scale * weights.T, atol=1e-5)
+        probs = model.zero_shot_predict(images, token_ids)
+        self.assertAllClose(probs.sum(-1), np.ones(len(images)), atol=1e-5)
+
+    def test_contrastive_batch_under_two_is_refused(self):
+        # A batch of one trained to loss 0.0 (the positive is the only candidate).
+        import tensorflow as tf
+
+        model, x = self.model, self.x
+        model.compile(optimizer="sgd")
+        one = {k: v[:1] for k, v in x.items()}
+        for call in (
+            lambda: model.fit(one, verbose=0),
+            lambda: model.fit(x, batch_size=1, verbose=0),
+            lambda: model.fit(tf.data.Dataset.from_tensor_slices(one).batch(4)),
+            lambda: model.evaluate(one, verbose=0),
+        ):
+            with self.assertRaisesRegex(ValueError, "at least 2 examples per batch"):
+                call()

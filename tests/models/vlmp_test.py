@@ -1,3 +1,5 @@
+import math
+
 import keras
 import numpy as np
 
@@ -20,7 +22,62 @@ def _actions(labels):
     return np.stack([np.cos(angle), np.sin(angle)], axis=1).astype("float32")
 
 
+def _gelu(x):
+    return 0.5 * x * (1.0 + np.vectorize(math.erf)(x / math.sqrt(2.0)))
+
+
 class VLMPTest(TestCase):
+    def test_zero_action_gradient_is_bounded(self):
+        # Issue 21 item 6: a zero action was projected to the zero vector, where
+        # the normalisation's gradient is 1/epsilon (bias gradients of ~6e5).
+        x, _ = synthetic_task(8)
+        x = subset(x, ("images", "token_ids"))
+        actions = np.random.default_rng(0).normal(size=(8, 2)).astype("float32")
+        actions[:3] = 0.0
+        # Tiny encoders: only the action tower matters here.
+        pixels = keras.Input((16, 16, 3))
+        images = keras.Model(
+            pixels, keras.layers.Dense(8)(keras.layers.Flatten()(pixels))
+        )
+        ids = keras.Input((6,), dtype="int32")
+        text = keras.Model(ids, keras.layers.Embedding(24, 8)(ids))
+        model = VLMP(images, text, action_dim=2, embed_dim=8, hidden_dim=16)
+        w1, b1, w2, b2 = [
+            keras.ops.convert_to_numpy(w) for w in model.action_projection.weights
+        ]
+        # NumPy oracle of the action tower before normalisation.
+        p = _gelu(actions @ w1 + b1) @ w2 + b2
+        norms = np.linalg.norm(p, axis=-1)
+        self.assertGreater(norms.min(), 0.05)  # away from the singular point
+        # With unit embeddings, the CLIP loss's gradient summed over the batch
+        # has norm <= 2 * scale (rows and columns of softmax minus one-hot sum
+        # to <= 2 in L1); the normalisation divides by ||p_j||; the output
+        # bias gets the sum over rows: ||grad b_2|| <= 2 * w * scale / min ||p||.
+        scale = float(keras.ops.convert_to_numpy(model.state_action_logits.scale))
+        bound = 2.0 * model.contrastive_weight * scale / norms.min()
+        lr = 0.01
+        model.compile(optimizer=keras.optimizers.SGD(lr))
+        model.fit(x, actions, batch_size=8, epochs=1, verbose=0)
+        bias = model.action_projection.output_dense.bias
+        gradient = np.linalg.norm(keras.ops.convert_to_numpy(bias) - b2) / lr
+        self.assertGreater(gradient, 0.0)
+        self.assertLessEqual(gradient, 1.001 * bound)
+        # A few more SGD steps keep the tower's weights bounded (main: 3e4).
+        model.fit(x, actions, batch_size=8, epochs=4, verbose=0)
+        for w in model.action_projection.weights:
+            self.assertLess(np.abs(keras.ops.convert_to_numpy(w)).max(), 10.0, w.path)
+
+    def test_fused_embeddings_dtype_is_the_compute_dtype_on_every_backend(self):
+        # Issue 21 item 9: ConcatFusion's symbolic output was float32 on torch
+        # and bfloat16 on JAX/TensorFlow under mixed_bfloat16.
+        keras.config.set_dtype_policy("mixed_bfloat16")
+        model = VLMP(
+            image_encoder(), text_encoder(), action_dim=2, embed_dim=8, hidden_dim=16
+        )
+        for key in ("fused_embeddings", "image_embeddings", "actions"):
+            symbolic = model._outputs_struct[key].dtype
+            self.assertEqual(keras.backend.standardize_dtype(symbolic), "bfloat16", key)
+
     def test_fit_without_labels_halves_alignment_loss(self):
         x, _ = synthetic_task(128)
         x = subset(x, KEYS)

@@ -3,6 +3,8 @@ import numpy as np
 from keras import ops
 
 from keras_mm.api_export import keras_mm_export
+from keras_mm.data._text import check_vocabulary
+from keras_mm.data.encode_texts import encode_texts
 from keras_mm.layers import ContrastiveLogits, ProjectionHead
 from keras_mm.losses import (
     clip_loss,
@@ -60,6 +62,31 @@ def embedding_contrastive_loss(loss, head, x, y, labels=None, tile_size=None):
     )
 
 
+def _is_strings(value):
+    """Whether `value` is a non-empty list/tuple/array of str."""
+    if isinstance(value, np.ndarray):
+        return value.dtype.kind in "US" and value.ndim == 1
+    return (
+        isinstance(value, (list, tuple))
+        and len(value) > 0
+        and all(isinstance(v, str) for v in value)
+    )
+
+
+def _is_prompts(value):
+    """Whether zero-shot `class_embeddings` are prompts rather than embeddings."""
+    if isinstance(value, dict) or isinstance(value, str):
+        return True
+    if isinstance(value, (list, tuple)) and value and not hasattr(value[0], "shape"):
+        flat = value
+        while isinstance(flat, (list, tuple)) and flat:
+            flat = flat[0]
+        if isinstance(flat, str):
+            return True
+    kind = np.asarray(value).dtype.kind
+    return kind in "iuUSO"
+
+
 @keras_mm_export("keras_mm.models.CLIP")
 class CLIP(MultimodalModel):
     """Contrastive language-image pre-training (CLIP / SigLIP), trainable with `fit`.
@@ -93,6 +120,11 @@ class CLIP(MultimodalModel):
         init_scale: float or None. Initial logit scale; None picks `1/0.07`
             (clip) or `10` with bias `-10` (siglip).
         max_scale: float. Clamp of the logit scale (CLIP uses 100).
+        vocabulary: list of str or None. The word vocabulary of the token ids
+            (index = id, `"[PAD]"` first, as `keras_mm.data.build_vocabulary`
+            makes). Kept in the config, so `encode_text` and
+            `build_zero_shot_weights` accept strings, tokenised with
+            `keras_mm.data.encode_texts`.
         tile_size: int or None. If set, the loss is computed `tile_size` image
             rows at a time and never forms the `(B, B)` logits, so its memory
             grows linearly in the batch (same value and gradients; see
@@ -103,7 +135,9 @@ class CLIP(MultimodalModel):
 
     Call arguments:
         inputs: dict with `"images"`, `"token_ids"` and the text encoder's other
-            inputs (e.g. `"padding_mask"`), all with one batch size.
+            inputs (e.g. `"padding_mask"`, derived from `token_ids` when the
+            text encoder has a `pad_token_id`), all with one batch size. A
+            batch needs at least 2 examples (`fit`/`evaluate` refuse fewer).
 
     Returns:
         A dict `{"image_embeddings", "text_embeddings"}` of unit-norm
@@ -125,6 +159,7 @@ class CLIP(MultimodalModel):
 
     _nested_layer_keys = ("image_encoder", "text_encoder")
     presets = clip_presets
+    min_batch_size = 2
 
     def __init__(
         self,
@@ -138,10 +173,20 @@ class CLIP(MultimodalModel):
         init_scale=None,
         max_scale=100.0,
         tile_size=None,
+        vocabulary=None,
         dtype=None,
         **kwargs,
     ):
         check_positive_int("embed_dim", embed_dim)
+        if vocabulary is not None:
+            vocabulary = list(check_vocabulary(vocabulary))
+            size = getattr(text_encoder, "vocabulary_size", None)
+            if isinstance(size, int) and len(vocabulary) > size:
+                raise ValueError(
+                    f"`vocabulary` has more tokens ({len(vocabulary)}) than the text "
+                    f"encoder's vocabulary_size={size}. Received: "
+                    f"len(vocabulary)={len(vocabulary)}"
+                )
         if tile_size is not None:
             check_positive_int("tile_size", tile_size)
         check_choice("loss", loss, LOSSES)
@@ -192,6 +237,7 @@ class CLIP(MultimodalModel):
         self.init_scale = init_scale
         self.max_scale = max_scale
         self.tile_size = tile_size
+        self._vocabulary = vocabulary
         self.logits_head = contrastive_head(
             loss, init_scale, max_scale, self.dtype_policy, "logits_head"
         )
@@ -228,9 +274,50 @@ class CLIP(MultimodalModel):
         """A new `keras.Model` text inputs (dict) -> text embeddings (shared layers)."""
         return self.submodel(self.text_input_keys, "text_embeddings")
 
+    @property
+    def vocabulary(self):
+        """list of str or None: the vocabulary that tokenises strings."""
+        return self._vocabulary
+
+    @vocabulary.setter
+    def vocabulary(self, vocabulary):
+        self._vocabulary = None if vocabulary is None else check_vocabulary(vocabulary)
+
+    def _sequence_length(self):
+        length = self._inputs_struct["token_ids"].shape[1]
+        if length is None:
+            length = getattr(self.text_encoder, "max_sequence_length", None)
+        return length
+
+    def tokenize(self, texts):
+        """Token ids (and padding mask) of a list of str, with `vocabulary`.
+
+        Returns:
+            A dict `{"token_ids": (N, T) int32, "padding_mask": (N, T) bool}`,
+            `T` the text encoder's (maximum) sequence length.
+        """
+        name = self.__class__.__name__
+        if self.vocabulary is None:
+            raise ValueError(
+                f"{name}: strings need a vocabulary to be turned into token ids, "
+                f"and this model has none. Build it with `{name}(..., "
+                "vocabulary=vocabulary)` (the list that encoded the training "
+                "captions, e.g. from `keras_mm.data.build_vocabulary`), set "
+                "`model.vocabulary = vocabulary`, or pass token ids from "
+                "`keras_mm.data.encode_texts(texts, vocabulary, sequence_length)`. "
+                f"Received: {len(texts)} string(s), e.g. {texts[0]!r}"
+            )
+        length = self._sequence_length()
+        if length is None:
+            length = max(1, *(len(t.split()) for t in texts))
+        return encode_texts(texts, self.vocabulary, length)
+
     def _text_dict(self, text):
+        if _is_strings(text):
+            text = self.tokenize(list(text))
         if not isinstance(text, dict):
             text = {"token_ids": text}
+        text = self._fill_inputs(dict(text))
         missing = [k for k in self.text_input_keys if k not in text]
         if missing:
             shapes = {k: tuple(np.shape(v)) for k, v in text.items()}
@@ -243,16 +330,18 @@ class CLIP(MultimodalModel):
 
     def encode_image(self, images, batch_size=256):
         """Unit-norm image embeddings `(N, embed_dim)` as a NumPy array."""
-        return self.image_tower().predict(images, batch_size=batch_size, verbose=0)
+        images = self.check_input("images", images)
+        return self._predict_with(self.image_tower(), images, batch_size)
 
     def encode_text(self, text, batch_size=256):
         """Unit-norm text embeddings `(N, embed_dim)` as a NumPy array.
 
-        `text` is `token_ids` or a dict with the text input keys.
+        `text` is `token_ids`, a dict with the text input keys (a missing
+        `padding_mask` is derived from the text encoder's `pad_token_id`), or
+        a list of str when the model has a `vocabulary`.
         """
-        return self.text_tower().predict(
-            self._text_dict(text), batch_size=batch_size, verbose=0
-        )
+        text = {k: self.check_input(k, v) for k, v in self._text_dict(text).items()}
+        return self._predict_with(self.text_tower(), text, batch_size)
 
     # ---------------------------------------------------------------- zero-shot
     def build_zero_shot_weights(self, prompts, batch_size=256):
@@ -264,13 +353,31 @@ class CLIP(MultimodalModel):
 
         Args:
             prompts: `token_ids` of shape `(num_classes, num_templates, length)`
-                (or `(num_classes, length)` for one template), or a dict of such
-                arrays with the text input keys (`"token_ids"`, `"padding_mask"`).
+                (or `(num_classes, length)` for one template), a dict of such
+                arrays with the text input keys (`"token_ids"`, `"padding_mask"`),
+                or, with a `vocabulary`, a list of `num_classes` str (one
+                template) or of `num_classes` lists of `num_templates` str.
             batch_size: int. Batch size of the text encoding.
 
         Returns:
             float32 NumPy array `(num_classes, embed_dim)` of unit rows.
         """
+        if (
+            isinstance(prompts, (list, tuple))
+            and prompts
+            and all(_is_strings(p) for p in prompts)
+        ):
+            counts = {len(p) for p in prompts}
+            if len(counts) != 1:
+                raise ValueError(
+                    f"{self.__class__.__name__}: every class needs the same number "
+                    f"of prompts. Received: prompts per class={sorted(counts)}"
+                )
+            encoded = self.tokenize([t for p in prompts for t in p])
+            shape = (len(prompts), counts.pop(), -1)
+            prompts = {k: v.reshape(shape) for k, v in encoded.items()}
+        elif _is_strings(prompts):
+            prompts = self.tokenize(list(prompts))
         prompts = self._text_dict(prompts)
         shape = np.shape(prompts["token_ids"])
         if len(shape) == 2:
@@ -285,27 +392,47 @@ class CLIP(MultimodalModel):
             k: np.reshape(np.asarray(v), (shape[0] * shape[1], shape[2]))
             for k, v in prompts.items()
         }
+        if 0 in shape:
+            raise ValueError(
+                f"{self.__class__.__name__}: `prompts` must hold at least one "
+                f"class and one prompt. Received: token_ids shape={shape}"
+            )
         embeddings = self.encode_text(flat, batch_size=batch_size).astype("float32")
         embeddings = embeddings.reshape(shape[0], shape[1], -1).mean(axis=1)
         norms = np.maximum(np.linalg.norm(embeddings, axis=-1, keepdims=True), 1e-6)
         return embeddings / norms
 
     def zero_shot_predict(self, images, class_embeddings, batch_size=256):
-        """Class probabilities `(N, num_classes)` for `images` (NumPy)."""
+        """Class probabilities `(N, num_classes)` for `images` (NumPy).
+
+        `class_embeddings` as for `zero_shot_classifier`.
+        """
+        images = self.check_input("images", images)
         classifier = self.zero_shot_classifier(class_embeddings)
-        return classifier.predict(images, batch_size=batch_size, verbose=0)
+        return self._predict_with(classifier, images, batch_size)
 
     def zero_shot_classifier(self, class_embeddings):
         """A `keras.Model` images -> class probabilities (softmax over classes).
 
         Args:
-            class_embeddings: `(num_classes, embed_dim)` array from
+            class_embeddings: float `(num_classes, embed_dim)` array from
                 `build_zero_shot_weights`, or the prompts themselves (then
-                `build_zero_shot_weights` is called first).
+                `build_zero_shot_weights` is called first): a dict, integer
+                `token_ids` of rank 2 or 3, or strings. The dtype decides, not
+                the shape: an integer array is always token ids, also when its
+                length equals `embed_dim`.
         """
-        if isinstance(class_embeddings, dict) or np.ndim(class_embeddings) == 3:
+        if _is_prompts(class_embeddings):
             class_embeddings = self.build_zero_shot_weights(class_embeddings)
-        weights = np.asarray(class_embeddings, dtype="float32")
+        weights = np.asarray(class_embeddings)
+        if weights.dtype.kind != "f":
+            raise ValueError(
+                f"{self.__class__.__name__}: `class_embeddings` must be a float "
+                f"(num_classes, {self.embed_dim}) array, or prompts (a dict, "
+                "integer token ids or strings). Received: class_embeddings "
+                f"dtype={weights.dtype}, shape={weights.shape}"
+            )
+        weights = weights.astype("float32")
         if weights.ndim != 2 or weights.shape[1] != self.embed_dim:
             raise ValueError(
                 f"{self.__class__.__name__}: `class_embeddings` must have shape "
@@ -346,6 +473,9 @@ class CLIP(MultimodalModel):
                 "init_scale": self.init_scale,
                 "max_scale": self.max_scale,
                 "tile_size": self.tile_size,
+                "vocabulary": None
+                if self.vocabulary is None
+                else list(self.vocabulary),
             }
         )
         return config

@@ -80,6 +80,7 @@ class VLAP(MultimodalModel):
 
     _nested_layer_keys = ("image_encoder", "text_encoder", "audio_encoder", "fusion")
     presets = vlap_presets
+    min_batch_size = 2
 
     def __init__(
         self,

@@ -89,6 +89,7 @@ class VLMP(MultimodalModel):
 
     _nested_layer_keys = ("image_encoder", "text_encoder", "action_encoder", "fusion")
     presets = vlmp_presets
+    min_batch_size = 2
 
     def __init__(
         self,
@@ -173,12 +174,16 @@ class VLMP(MultimodalModel):
             (action_dim if action_type == "continuous" else num_actions,),
             name="actions",
         )
-        # normalize=False + `normalize`: a zero action (a common one) would
-        # give a NaN gradient through `ops.normalize` at initialisation.
+        # A zero action (a common one) is projected to `gelu(b_1) W_2 + b_2`;
+        # with zero biases that is the zero vector, where the normalisation's
+        # gradient is `1 / epsilon` (1e6: Adam's second moment reached 1e8 in
+        # two steps). A random output bias of norm ~1 puts it at norm ~1, so
+        # its gradient is bounded by `2 * scale / ||b_2||` like any other.
         self.action_projection = ProjectionHead(
             embed_dim,
             hidden_dim=embed_dim,
             normalize=False,
+            bias_initializer=keras.initializers.RandomNormal(stddev=embed_dim**-0.5),
             dtype=dtype,
             name="action_projection",
         )

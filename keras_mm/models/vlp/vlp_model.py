@@ -43,7 +43,8 @@ class VLP(MultimodalModel):
       features of the B matched pairs and of 2B hard negatives, one per text
       and one per image, sampled (`keras.random.categorical`, seeded) from
       the in-batch similarities with the positive masked out, so that similar
-      but wrong pairs are preferred.
+      but wrong pairs are preferred; in evaluation (`training=False`) the most
+      similar negative is taken, so `evaluate` is deterministic.
 
     `loss = itc_weight * itc_loss + itm_weight * itm_loss`; both terms are
     reported as metrics. The image tokens are linearly mapped to the text width.
@@ -96,6 +97,7 @@ class VLP(MultimodalModel):
 
     _nested_layer_keys = ("image_encoder", "text_encoder", "fusion_encoder")
     presets = vlp_presets
+    min_batch_size = 2
 
     def __init__(
         self,
@@ -185,18 +187,22 @@ class VLP(MultimodalModel):
         self._finish_init()
 
     # ------------------------------------------------------------------ loss
-    def sample_hard_negatives(self, logits, groups=None):
+    def sample_hard_negatives(self, logits, groups=None, training=True):
         """Indices of one hard negative image per text and one text per image.
 
         Args:
             logits: float32 `(B, B)` image-text logits (row = image).
             groups: optional `(B,)` group ids; pairs of one group (e.g. the
                 captions of one image) are never sampled as negatives.
+            training: bool. True samples; False (evaluation) takes the most
+                similar negative, so `evaluate` gives the same `itm_loss` for
+                the same weights on every backend and every run.
 
         Returns:
             `(negative_image_for_text, negative_text_for_image)`, two `(B,)`
             int32 tensors sampled with probability `softmax` of the logits with
-            the positives (the diagonal, or the same group) excluded.
+            the positives (the diagonal, or the same group) excluded, or their
+            argmax when not training.
         """
         logits = ops.stop_gradient(ops.cast(logits, "float32"))
         positive = ops.eye(ops.shape(logits)[0], dtype="float32") > 0
@@ -205,6 +211,11 @@ class VLP(MultimodalModel):
             same = ops.expand_dims(groups, 1) == ops.expand_dims(groups, 0)
             positive = ops.logical_or(positive, same)
         masked = ops.where(positive, -1e9, logits)
+        if not training:
+            return (
+                ops.cast(ops.argmax(masked, axis=0), "int32"),
+                ops.cast(ops.argmax(masked, axis=1), "int32"),
+            )
         image_for_text = keras.random.categorical(
             ops.transpose(masked), 1, seed=self.seed_generator
         )[:, 0]
@@ -220,7 +231,7 @@ class VLP(MultimodalModel):
 
         image_tokens, text_tokens = y_pred["image_tokens"], y_pred["text_tokens"]
         mask = x.get("padding_mask")
-        image_idx, text_idx = self.sample_hard_negatives(logits, y)
+        image_idx, text_idx = self.sample_hard_negatives(logits, y, training)
         query = ops.concatenate(
             [text_tokens, ops.take(text_tokens, text_idx, axis=0)], axis=0
         )
