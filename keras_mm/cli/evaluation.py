@@ -84,8 +84,25 @@ def compute_metrics(model, data, batch_size):
     return metrics, {"images": images, "texts": texts, "similarity": similarity}
 
 
+def _pct(value):
+    """A percentage, or "n/a" for a metric the data cannot measure (NaN / None).
+
+    Recall@K is NaN when K covers every candidate (`retrieval_metrics`).
+    """
+    if value is None or value != value:
+        return "n/a"
+    return f"{value:.1%}"
+
+
+def _json_safe(metrics):
+    """NaN (not strict JSON) becomes null in metrics.json."""
+    return {
+        k: None if isinstance(v, float) and v != v else v for k, v in metrics.items()
+    }
+
+
 def _rows(metrics):
-    pct = "{:.1%}".format
+    pct = _pct
     rows = []
     if "zero_shot_top1" in metrics:
         n = metrics["num_classes"]
@@ -143,7 +160,7 @@ def evaluate(args):
     model = keras.saving.load_model(run.file(MODEL), compile=False)
     metrics, embeddings = compute_metrics(model, data, args.batch_size)
     metrics["backend"] = keras.backend.backend()
-    run.write_json(METRICS, metrics)
+    run.write_json(METRICS, _json_safe(metrics))
     name = "shapes" if spec["kind"] == SHAPES else os.path.basename(spec["path"])
     title = (
         f"{config['family']} on {name}, test split: {metrics['test_images']} "
@@ -173,8 +190,11 @@ def _check_thresholds(metrics, thresholds):
         if name not in metrics:
             known = ", ".join(k for k, v in metrics.items() if isinstance(v, float))
             raise UsageError(f"--fail-under: unknown metric {name!r} (one of {known})")
-        if metrics[name] < minimum:
-            failed.append(f"{name} = {metrics[name]:.4f} < {minimum}")
+        value = metrics[name]
+        if value is None or value != value:
+            failed.append(f"{name} = n/a (the test split cannot measure it)")
+        elif value < minimum:
+            failed.append(f"{name} = {value:.4f} < {minimum}")
     if failed:
         raise RunError("below the required minimum: " + "; ".join(failed))
     return 0
