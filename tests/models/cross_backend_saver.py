@@ -14,6 +14,7 @@ and `saved.json`: `{"backend", "families": {family: [optimizer variable
 names]}}`.
 """
 
+import functools
 import json
 import os
 import sys
@@ -41,9 +42,14 @@ if keras.backend.backend() == "torch":
     torch.set_num_threads(1)
 
 
+@functools.cache
+def _tiny_models():
+    return cross_backend_test._models()  # builds all five: build them once
+
+
 def _tiny(name):
     def build():
-        model, keys = cross_backend_test._models()[name]
+        model, keys = _tiny_models()[name]
         return model, subset(synthetic_task(4, seed=2)[0], keys), None
 
     return build
