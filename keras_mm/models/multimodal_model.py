@@ -26,6 +26,41 @@ def _shape(x):
     return tuple(out)
 
 
+def _portable_optimizer_config(config):
+    """A serialized optimizer under its public `keras.optimizers` class.
+
+    The torch backend builds `keras.optimizers.Adam` & co. as subclasses in
+    `keras.src.backend.torch.optimizers` (same class name, same config and
+    variables); a file naming those would rebuild the torch optimizer under
+    JAX or TensorFlow. Nested optimizers (`inner_optimizer`) are rewritten too.
+    """
+    if isinstance(config, dict):
+        config = {k: _portable_optimizer_config(v) for k, v in config.items()}
+        module, name = config.get("module"), config.get("class_name")
+        if (
+            isinstance(module, str)
+            and module.startswith("keras.src.backend.")
+            and isinstance(getattr(keras.optimizers, str(name), None), type)
+        ):
+            config["module"] = "keras.optimizers"
+            config["registered_name"] = None
+    return config
+
+
+def compile_arguments(config):
+    """`compile()` arguments from a saved compile config, on this backend.
+
+    The optimizer is rebuilt as its public class. Files from another backend
+    (or from before `"backend"` was recorded) get `jit_compile="auto"`: a JAX
+    file's resolved `True` would run torch.compile under torch.
+    """
+    config = dict(config)
+    config["optimizer"] = _portable_optimizer_config(config.get("optimizer"))
+    if config.pop("backend", None) != keras.backend.backend():
+        config["jit_compile"] = "auto"
+    return keras.saving.deserialize_keras_object(config)
+
+
 @keras_mm_export("keras_mm.models.MultimodalModel")
 class MultimodalModel(keras.Model):
     """Base class of keras_mm's model families: a functional model with dict I/O.
@@ -212,10 +247,21 @@ class MultimodalModel(keras.Model):
                 )
         super().compile(optimizer=optimizer, **kwargs)
 
+    def get_compile_config(self):
+        # Portable across backends: the optimizer under its public class (the
+        # torch backend's `Adam` lives in `keras.src.backend.torch...`, which
+        # no other backend can train with) and the saving backend, so that its
+        # resolved `jit_compile` is not carried to another backend.
+        config = super().get_compile_config()
+        if config:
+            config["optimizer"] = _portable_optimizer_config(config["optimizer"])
+            config["backend"] = keras.backend.backend()
+        return config
+
     def compile_from_config(self, config):
         # Keras skips (with a warning) models whose `compile` is overridden; ours
         # only refuses `loss`, so a loaded `.keras` file comes back compiled.
-        config = keras.saving.deserialize_keras_object(config)
+        config = compile_arguments(config)
         config.pop("loss", None)
         config.pop("loss_weights", None)
         self.compile(**config)

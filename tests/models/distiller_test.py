@@ -194,6 +194,42 @@ class DistillerTest(TestCase):
         self.assertEqual(alone.embed_dim, 8)
         self.assertAllClose(alone(x), student(x), atol=1e-5)
 
+    def test_loaded_distiller_keeps_teacher_frozen_and_optimizer_state(self):
+        # Issue 21: TensorFlow made a loaded teacher trainable again (its nested
+        # encoders' layers), so the optimizer state (built for the student)
+        # was skipped and `fit` trained the teacher; and the teacher's logit
+        # scale took gradients through `_pair_logits`.
+        x = subset(synthetic_task(8, seed=4)[0], KEYS)
+        teacher = CLIP(image_encoder(name="t_image"), text_encoder(name="t_text"))
+        student = CLIP(
+            image_encoder(name="s_image"), text_encoder(name="s_text"), embed_dim=8
+        )
+        distiller = Distiller(teacher, student)
+        trainable = len(distiller.trainable_variables)
+        distiller.compile(optimizer=keras.optimizers.Adam(1e-3))
+        distiller.fit(x, batch_size=4, epochs=1, verbose=0)  # 2 steps
+        path = os.path.join(self.get_temp_dir(), "distiller.keras")
+        distiller.save(path)
+
+        loaded = keras.saving.load_model(path)
+        self.assertEqual(len(loaded.trainable_variables), trainable)
+        self.assertEqual(loaded.teacher.trainable_weights, [])
+        self.assertEqual(int(ops.convert_to_numpy(loaded.optimizer.iterations)), 2)
+        for a, b in zip(loaded.optimizer.variables, distiller.optimizer.variables):
+            np.testing.assert_array_equal(
+                ops.convert_to_numpy(a), ops.convert_to_numpy(b), err_msg=a.path
+            )
+
+        # Even a teacher made trainable gets no gradient from distillation.
+        loaded.teacher.trainable = True
+        loaded.compile(optimizer=keras.optimizers.SGD(1.0))
+        frozen = _weights(loaded.teacher)
+        loaded.fit(x, batch_size=8, epochs=1, verbose=0)
+        for variable, before, after in zip(
+            loaded.teacher.weights, frozen, _weights(loaded.teacher)
+        ):
+            np.testing.assert_array_equal(before, after, err_msg=variable.path)
+
     def test_vqa_models_as_teacher_and_student(self):
         # VQAModel is a classifier with a dict output {"logits"}.
         rng = np.random.default_rng(0)

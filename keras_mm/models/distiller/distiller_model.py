@@ -298,6 +298,10 @@ class Distiller(MultimodalModel):
         super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
 
         # === Attributes (after super().__init__, for torch) ===
+        # Set True first: TensorFlow's AutoTrackable skips `x.trainable = False`
+        # when it is already False, so a teacher restored from a file (saved
+        # with trainable=False) would keep its nested layers trainable.
+        teacher.trainable = True
         teacher.trainable = False
         self.teacher = teacher
         self.student = student
@@ -332,13 +336,6 @@ class Distiller(MultimodalModel):
                 f"(None = any size). Received: inputs shape={got}"
             )
         return inputs
-
-    def compile_from_config(self, config):
-        # `compile` is overridden (no `loss`), so Keras would skip it on load.
-        config = keras.saving.deserialize_keras_object(config)
-        self.compile(**config)
-        if hasattr(self, "optimizer") and self.built:
-            self.optimizer.build(self.trainable_variables)
 
     # ------------------------------------------------------------------- loss
     def teacher_outputs(self, x):
@@ -377,7 +374,10 @@ class Distiller(MultimodalModel):
         else:
             images, texts = CONTRASTIVE_KEYS
             s = self._pair_logits(self.student, y_pred[images], y_pred[texts])
-            z = self._pair_logits(self.teacher, teacher[images], teacher[texts])
+            # The teacher's logit scale is a variable: no gradient to it.
+            z = ops.stop_gradient(
+                self._pair_logits(self.teacher, teacher[images], teacher[texts])
+            )
             kd = 0.5 * (
                 distillation_loss(s, z, temperature=t)
                 + distillation_loss(ops.transpose(s), ops.transpose(z), temperature=t)

@@ -16,7 +16,11 @@ from keras_mm.models.model_utils import (
     serialize_fusion,
     text_inputs,
 )
-from keras_mm.models.multimodal_model import MultimodalModel, _shape
+from keras_mm.models.multimodal_model import (
+    MultimodalModel,
+    _shape,
+    compile_arguments,
+)
 from keras_mm.models.vlp.vlp_layers import VLPFusionEncoder
 
 VQA_FUSIONS = FUSIONS + ("cross_attention",)
@@ -352,8 +356,7 @@ class VQAModel(MultimodalModel):
 
     def compile_from_config(self, config):
         # `compile` is overridden, so Keras would skip it when loading a file.
-        config = keras.saving.deserialize_keras_object(config)
-        self.compile(**config)
+        self.compile(**compile_arguments(config))
         if hasattr(self, "optimizer") and self.built:
             self.optimizer.build(self.trainable_variables)
 
