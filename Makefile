@@ -48,7 +48,7 @@ format: $(STAMP)
 # layer and loss tests, 76 s one after the other, 60 s side by side). jax, the
 # longest, starts first beside single-threaded torch; tensorflow takes torch's slot.
 TEST_JOBS ?= 2
-PYTEST_ARGS ?= -q -p no:cacheprovider --durations=15
+PYTEST_ARGS ?= -q -p no:cacheprovider --durations=30
 
 test: lint
 	@mkdir -p test-logs; rm -f test-logs/*.failed
