@@ -37,7 +37,7 @@ class BadRecordCounts:
             counts = dict(self.iterations.get(int(iteration), {}))
         fetched, delivered = counts.pop("fetched", 0), counts.pop("delivered", 0)
         if counts.pop("finished", 0):
-            undecodable = fetched - delivered
+            undecodable = fetched - delivered - sum(counts.values())
             if undecodable:
                 counts["undecodable"] = undecodable
         return counts

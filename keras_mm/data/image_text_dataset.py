@@ -259,16 +259,28 @@ class ImageTextDataset:
 
         return StreamEpochCallback(self, verbose)
 
+    @staticmethod
+    def value_error(error):
+        """The `ValueError` a bad record raised inside tf.data, or None.
+
+        Inside `fit`, TensorFlow wraps the pipeline's `ValueError` in a
+        `tf.errors.InvalidArgumentError`; this recovers its one-line message.
+        """
+        message = getattr(error, "message", None)
+        if not isinstance(message, str) or "ValueError: " not in message:
+            return None
+        return ValueError(message.split("ValueError: ", 1)[1].split("\n")[0])
+
     def __iter__(self):
         """Iterate NumPy batches; a bad record raises a plain `ValueError`."""
-        import tensorflow as tf
-
         iterator = self.dataset.as_numpy_iterator()
         while True:
             try:
                 yield next(iterator)
             except StopIteration:
                 return
-            except tf.errors.OpError as e:
-                message = e.message.split("ValueError: ", 1)[-1].split("\n")[0]
-                raise ValueError(message) from None
+            except Exception as e:
+                error = self.value_error(e)
+                if error is None:
+                    raise
+                raise error from None
