@@ -85,14 +85,11 @@ class ImageTextDataset:
             `group_ids` marks texts of one image (or class) as positives for the
             contrastive losses; False yields `inputs` alone.
 
-    Example:
+    Example (a CSV with `filepath` and `title` columns; see docs/data.md):
 
-    <!-- snippet: skip (needs files) -->
-    ```python
-    stream = ImageTextDataset("captions.csv", batch_size=256, image_size=224,
-                              normalization="clip", on_error="skip")
-    model.fit(stream.dataset, epochs=10, callbacks=[stream.callback()])
-    ```
+        stream = ImageTextDataset("captions.csv", batch_size=256, image_size=224,
+                                  normalization="clip", on_error="skip")
+        model.fit(stream.dataset, epochs=10, callbacks=[stream.callback()])
     """
 
     def __init__(

@@ -93,13 +93,12 @@ def test_same_seed_same_order_and_epochs_resume(fmt, written):
         return [tuple(b[0]["token_ids"][:, 4]) for b in data]
 
     a = stream(source, seed=3, shuffle_buffer=4)
-    epochs = [texts(a) for _ in range(3)]  # each pass serves the next epoch
-    assert len(set(map(tuple, epochs))) > 1  # reshuffled per epoch
+    epochs = [texts(a) for _ in range(2)]  # each pass serves the next epoch
+    assert epochs[0] != epochs[1]  # reshuffled per epoch
     resumed = stream(source, seed=3, shuffle_buffer=4)
-    assert texts(resumed, epoch=2) == epochs[2]  # same seed, same order
+    assert texts(resumed, epoch=1) == epochs[1]  # same seed, same order
     assert texts(resumed, epoch=1, batch=1) == epochs[1][1:]  # mid-epoch resume
-    other = stream(source, seed=4, shuffle_buffer=4)
-    assert [texts(other, epoch=e) for e in range(3)] != epochs
+    assert texts(stream(source, seed=4, shuffle_buffer=4)) != epochs[0]
 
 
 def test_a_split_far_larger_than_memory_is_never_materialised(tmp_path):
