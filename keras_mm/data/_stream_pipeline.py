@@ -15,6 +15,7 @@ from keras_mm.data._stream_tar import read_shard
 AUTOTUNE = tf.data.AUTOTUNE
 
 
+@tf.autograph.experimental.do_not_convert
 def records(stream, epoch, skip):
     """`(ref, image_bytes, text, group, error)` of one epoch, in order."""
     seed = tf.stack([tf.constant(stream.seed, tf.int64), epoch])

@@ -54,7 +54,7 @@ def test_fit_on_each_format_with_real_photographs(fmt, written, model):
     losses = history.history["loss"]
     assert len(losses) == 2 and all(np.isfinite(losses))
     assert history.history["bad_records"] == [0, 0]
-    assert data.records_read == 2 * 8 + data.records_read % 8  # + Keras' peek
+    assert data.records_read >= 2 * 8  # two whole epochs were read
 
 
 def test_every_photograph_is_used_and_matches_pillow(written):
