@@ -13,6 +13,8 @@ from keras_mm.data._stream_images import BAD, decode, preprocess
 from keras_mm.data._stream_tar import read_shard
 
 AUTOTUNE = tf.data.AUTOTUNE
+PREFETCH_BATCHES = 2
+RAM_BUDGET = 256 * 2**20  # bytes
 
 
 @tf.autograph.experimental.do_not_convert
@@ -176,4 +178,8 @@ def build(stream):
         lambda _: tf.numpy_function(stream._next_pass, [], tf.int64)
     )
     ds = head.flat_map(lambda s: epoch_dataset(stream, tf.reshape(s, [3])))
-    return ds.prefetch(AUTOTUNE)
+    # A fixed prefetch and a RAM budget for autotuned buffers: memory stays flat
+    # (AUTOTUNE alone may grow its buffers up to half of the machine's RAM).
+    options = tf.data.Options()
+    options.autotune.ram_budget = RAM_BUDGET
+    return ds.prefetch(PREFETCH_BATCHES).with_options(options)
