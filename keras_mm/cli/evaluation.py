@@ -17,6 +17,7 @@ from keras_mm.cli.checkpoints import (
 )
 from keras_mm.cli.data import SHAPES, TEXT_KEYS, load_dataset
 from keras_mm.cli.parser import CLASS_METRICS, RECALL_KS, UsageError
+from keras_mm.cli.streaming import STREAM, evaluate_stream
 from keras_mm.metrics import retrieval_metrics, zero_shot_accuracy
 
 KS = RECALL_KS
@@ -156,6 +157,8 @@ def evaluate(args):
             )
     keras.backend.clear_session()
     vocabulary = None if spec["kind"] == SHAPES else run.read_json(VOCABULARY)
+    if spec["kind"] == STREAM:
+        return _evaluate_stream(args, run, config, vocabulary)
     data = load_dataset(spec, vocabulary)
     model = keras.saving.load_model(run.file(MODEL), compile=False)
     metrics, embeddings = compute_metrics(model, data, args.batch_size)
@@ -181,6 +184,23 @@ def evaluate(args):
         )
         for path in written:
             print(f"Wrote {path}")
+    return _check_thresholds(metrics, args.fail_under)
+
+
+def _evaluate_stream(args, run, config, vocabulary):
+    """Metrics of a streamed dataset: its test split is encoded batch by batch."""
+    spec = config["dataset"]
+    model = keras.saving.load_model(run.file(MODEL), compile=False)
+    metrics = evaluate_stream(model, spec, vocabulary, args.batch_size)
+    metrics["backend"] = keras.backend.backend()
+    run.write_json(METRICS, metrics)
+    title = (
+        f"{config['family']} on {os.path.basename(spec['path'])} (streamed), test "
+        f"split: {metrics['test_images']} image-text pairs "
+        f"(backend {keras.backend.backend()})"
+    )
+    print(format_table(metrics, title))
+    print(f"Wrote {run.file(METRICS)} (no plots for streamed datasets)")
     return _check_thresholds(metrics, args.fail_under)
 
 

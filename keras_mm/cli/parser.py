@@ -7,7 +7,16 @@ import sys
 
 BACKENDS = ("tensorflow", "jax", "torch")
 FAMILIES = ("clip",)
-DATASET_FORMATS = ("auto", "coco", "karpathy", "flickr30k")
+DATASET_FORMATS = (
+    "auto",
+    "coco",
+    "karpathy",
+    "flickr30k",
+    "vqa",
+    "csv",
+    "tar",
+    "folder",
+)
 IMAGE_ENCODERS = ("conv", "vit")
 RECALL_KS = (1, 5, 10)
 # Metrics of metrics.json that `--fail-under` can hold to a minimum (higher is
@@ -125,7 +134,9 @@ def _add_train(subparsers):
     )
     p.add_argument(
         "--dataset",
-        help="'shapes' (bundled, no download) or the path of a caption file",
+        help="'shapes' (bundled, no download), a caption file (COCO/Karpathy/VQA "
+        ".json, Flickr30K .token), a .csv/.tsv (filepath,title columns), tar shards "
+        "(data/shard-{00000..00127}.tar) or a class-per-folder directory",
     )
     p.add_argument(
         "--format",
@@ -133,6 +144,13 @@ def _add_train(subparsers):
         help="format of a --dataset path (default auto: detected from the file)",
     )
     p.add_argument("--image-root", help="directory of the images of a --dataset path")
+    p.add_argument(
+        "--skip-bad-records",
+        action="store_true",
+        default=None,
+        help="streamed datasets: skip and count missing, corrupt, truncated or "
+        "oversized images and unreadable captions instead of stopping",
+    )
     p.add_argument("--image-size", type=_positive_int, help="image side in pixels")
     p.add_argument("--sequence-length", type=_positive_int, help="tokens per text")
     p.add_argument(

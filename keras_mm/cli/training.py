@@ -27,6 +27,7 @@ from keras_mm.cli.parser import (
     check_dir,
     check_file,
 )
+from keras_mm.cli.streaming import STREAM, make_stream, stream_format, stream_spec
 from keras_mm.version import __version__
 
 # Test hook: "EPOCH:BATCH" (1-based) kills this process with SIGKILL after that
@@ -53,7 +54,9 @@ SHAPES_DEFAULTS = {
 }
 FILE_DEFAULTS = {"image_size": 64, "sequence_length": 16, "test_fraction": 0.1}
 SHAPES_ONLY = ("train_samples", "test_samples")
-FILES_ONLY = ("format", "image_root", "max_images", "test_fraction")
+FILES_ONLY = (
+    "format", "image_root", "max_images", "test_fraction", "skip_bad_records",
+)  # fmt: skip
 # Settings `--resume` may change: the epochs to reach, and the (peak) learning
 # rate, e.g. to continue from the last good checkpoint after a NaN stop. The
 # schedule is rebuilt from them; the restored step count continues it.
@@ -83,6 +86,10 @@ def _dataset_spec(args):
     for key in SHAPES_ONLY:
         if getattr(args, key) is not None:
             raise UsageError(f"{_option(key)} applies to --dataset shapes only")
+    fmt = stream_format(args.dataset, args.format)
+    if fmt is not None:  # CSV/TSV, tar shards, class folders, VQA: streamed
+        given = _given(args, ("image_size", "sequence_length", "test_fraction"))
+        return stream_spec(args, fmt, given)
     path = check_file(args.dataset, "--dataset")
     if args.image_root is None:
         raise UsageError("--image-root is required with a dataset file")
@@ -262,8 +269,29 @@ def _start(config, run, data, optimizer, replace):
     return model, 0, []
 
 
+def _stream_data(config, vocabulary):
+    """The training stream and the layout `_start` / `_describe` read."""
+    spec = config["dataset"]
+    stream = make_stream(
+        spec, "train", vocabulary, config["batch_size"], config["seed"]
+    )
+    size = spec["image_size"]
+    data = {
+        "train": {"images": np.zeros((0, size, size, 3)), "token_ids": ()},
+        "test": {"images": ()},
+        "vocabulary": stream.vocabulary,
+    }
+    return data, stream
+
+
 def _describe(config, data):
     spec = config["dataset"]
+    if spec["kind"] == STREAM:
+        return (
+            f"{config['family']} ({config['loss']} loss) streaming {spec['format']} "
+            f"{spec['path']} at {spec['image_size']} px; backend "
+            f"{keras.backend.backend()}, seed {config['seed']}"
+        )
     name = "shapes" if spec["kind"] == SHAPES else f"{spec['format']} {spec['path']}"
     train, test = data["train"], data["test"]
     return (
@@ -287,9 +315,12 @@ def train(args):
             f"{state['epoch'] + 1} or more to train on"
         )
     vocabulary = run.read_json(VOCABULARY) if args.resume else None
-    data = load_dataset(config["dataset"], vocabulary)
+    if config["dataset"]["kind"] == STREAM:
+        data, batches = _stream_data(config, vocabulary)
+    else:
+        data = load_dataset(config["dataset"], vocabulary)
+        batches = TrainingBatches(data["train"], config["batch_size"], config["seed"])
     print(f"keras-mm train: {_describe(config, data)}", flush=True)
-    batches = TrainingBatches(data["train"], config["batch_size"], config["seed"])
     optimizer = make_optimizer(config, len(batches))
     if state is not None:
         model = run.load_checkpoint(state, optimizer)
@@ -314,16 +345,25 @@ def train(args):
         callbacks = [guard, interrupt, EpochCheckpoint(run, guard, history, interrupt)]
         if os.environ.get(KILL_ENV):
             callbacks.append(KillHook(os.environ[KILL_ENV]))
+        fit_data = batches
+        if config["dataset"]["kind"] == STREAM:  # tf.data; epochs kept in step
+            callbacks.insert(0, batches.callback())
+            fit_data = batches.dataset
         started = time.time()
         previous = interrupt.install()
         try:
             model.fit(
-                batches,
+                fit_data,
                 epochs=config["epochs"],
                 initial_epoch=initial_epoch,
                 callbacks=callbacks,
                 verbose=_verbosity(args.verbose),
             )
+        except Exception as error:  # a bad record inside tf.data: one line
+            converted = getattr(batches, "value_error", lambda e: None)(error)
+            if converted is None:
+                raise
+            raise converted from None
         finally:
             signal.signal(signal.SIGINT, previous)
         if guard.stopped_at is not None:

@@ -1,4 +1,4 @@
-"""Datasets and readers (NumPy and `keras.utils.PyDataset`; no download)."""
+"""Datasets and readers (NumPy, PyDataset, streaming tf.data; no download)."""
 
 from keras_mm.data.answer_scores import make_answer_scores
 from keras_mm.data.class_prompts import make_class_prompts
@@ -6,6 +6,7 @@ from keras_mm.data.coco_captions import read_coco_captions
 from keras_mm.data.digits_trimodal import load_digits_trimodal
 from keras_mm.data.encode_texts import encode_texts
 from keras_mm.data.flickr30k_captions import read_flickr30k_captions
+from keras_mm.data.image_text_dataset import ImageTextDataset
 from keras_mm.data.karpathy_captions import read_karpathy_captions
 from keras_mm.data.moving_shapes_videos import load_moving_shapes_videos
 from keras_mm.data.multimodal_py_dataset import MultimodalPyDataset
@@ -19,6 +20,7 @@ from keras_mm.data.vocabulary import build_vocabulary
 from keras_mm.data.vqa import read_vqa
 
 __all__ = [
+    "ImageTextDataset",
     "MultimodalPyDataset",
     "build_vocabulary",
     "encode_texts",
