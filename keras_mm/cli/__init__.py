@@ -1,4 +1,5 @@
-"""The `keras-mm` command line: `train`, `evaluate` and `export`.
+"""The `keras-mm` command line: `train`, `evaluate`, `export`, `classify`,
+`index` and `search`.
 
 `main(argv)` runs a command in this process and returns its exit code. Keras
 chooses its backend once, when it is first imported (and `import keras_mm`

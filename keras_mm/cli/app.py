@@ -59,6 +59,14 @@ def run(argv):
             from keras_mm.cli.evaluation import evaluate
 
             return evaluate(args)
+        if command == "classify":
+            from keras_mm.cli.classifying import classify
+
+            return classify(args)
+        if command in ("index", "search"):
+            from keras_mm.cli import indexing
+
+            return getattr(indexing, command)(args)
         from keras_mm.cli.exporting import export
 
         return export(args)

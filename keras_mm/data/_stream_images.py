@@ -181,3 +181,21 @@ def preprocess(image, size, mean, std, augment_seed=None, scale=(0.9, 1.0)):
     image = (image - np.asarray(mean, "float32")) / np.asarray(std, "float32")
     image.set_shape([size, size, 3])
     return image
+
+
+def load_image(path, size, mean, std, max_pixels):
+    """One image file as the stream preprocesses it: float32 `(size, size, 3)`.
+
+    Checked like a stream record (`ValueError` naming the file), then decoded
+    and preprocessed by the same graph functions as `ImageTextDataset`.
+    """
+    try:
+        with open(path, "rb") as f:
+            data = f.read(max_pixels * 8 + 1)
+    except OSError as e:
+        raise ValueError(f"{path}: cannot be read ({e}).") from None
+    fmt, mode, height, width = check_image_bytes(data, path, max_pixels)
+    branch = choose_branch(fmt, mode, height, width, size)
+    pixels = decode(tf.constant(data), tf.constant(branch, tf.int32), size)
+    image = preprocess(tf.cast(pixels, tf.float32), size, mean, std)
+    return image.numpy()

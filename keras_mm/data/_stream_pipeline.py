@@ -105,7 +105,7 @@ def loader(stream, iteration, epoch):
 
         blank = tf.zeros((stream.image_size, stream.image_size, 3), tf.float32)
         pixels = tf.cond(ok, image, lambda: blank)
-        return {"images": pixels, "text": text, "group": group, "ok": ok}
+        return {"images": pixels, "text": text, "group": group, "ref": ref, "ok": ok}
 
     return load
 
@@ -124,6 +124,8 @@ def tokenize(stream, batch):
         "token_ids": tf.cast(token_ids, tf.int32),
         "padding_mask": tf.cast(mask, tf.bool),
     }
+    if stream.with_refs:
+        inputs["refs"] = batch["ref"]
     if stream.with_group_ids:
         return inputs, tf.cast(tf.unique(group)[1], tf.int32)
     return inputs
@@ -165,6 +167,7 @@ def epoch_dataset(stream, state):
                 "images": tf.zeros((0, size, size, 3)),
                 "text": tf.zeros((0,), tf.string),
                 "group": tf.zeros((0,), tf.int64),
+                "ref": tf.zeros((0,), tf.string),
             }
 
     tail = tf.data.Dataset.from_tensors(0).map(end)

@@ -15,7 +15,7 @@ from keras_mm.data._files import get_field, get_list, read_json, read_text
 from keras_mm.data.karpathy_captions import KARPATHY_SPLITS
 from keras_mm.data.karpathy_captions import _caption as karpathy_caption
 
-FORMATS = ("coco", "karpathy", "flickr30k", "vqa", "csv", "tar", "folder")
+FORMATS = ("coco", "karpathy", "flickr30k", "vqa", "csv", "tar", "folder", "images")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 _BRACE = re.compile(r"\{(\d+)\.\.(\d+)\}")
 
@@ -196,6 +196,23 @@ def folder_records(source, prompt):
                 texts.append(prompt.format(name.replace("_", " ")))
                 groups.append(label)
     return Records(source, source, paths, texts, groups, class_names=classes)
+
+
+def image_records(source):
+    """Every image file under `source` (recursively, sorted), with empty texts."""
+    paths = []
+    for directory, dirs, files in os.walk(source):
+        dirs.sort()
+        rel = os.path.relpath(directory, source)
+        for file in sorted(files):
+            if file.lower().endswith(IMAGE_EXTENSIONS):
+                paths.append(file if rel == "." else os.path.join(rel, file))
+    if not paths:
+        raise ValueError(
+            f"{source}: no image files found (extensions "
+            f"{', '.join(IMAGE_EXTENSIONS)})."
+        )
+    return Records(source, source, paths, [""] * len(paths), list(range(len(paths))))
 
 
 def tar_text(name, data):

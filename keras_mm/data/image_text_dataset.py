@@ -54,7 +54,9 @@ class ImageTextDataset:
         source: str. An annotation file, a class-per-folder directory, a tar
             shard or a brace pattern of shards (`data/shard-{00000..00127}.tar`).
         format: "auto" (from the path) or one of "coco", "karpathy",
-            "flickr30k", "vqa", "csv", "tar", "folder".
+            "flickr30k", "vqa", "csv", "tar", "folder", or "images" (every
+            image file under a directory, in sorted order, with empty texts:
+            for embedding a collection, as `keras-mm index` does).
         image_root: str. Directory the image paths are relative to (not for tar
             and folders; default: the annotation file's directory).
         batch_size: int. image_size: int. Square output side.
@@ -84,6 +86,9 @@ class ImageTextDataset:
         with_group_ids: bool. Batches are `(inputs, group_ids)`, where
             `group_ids` marks texts of one image (or class) as positives for the
             contrastive losses; False yields `inputs` alone.
+        with_refs: bool. Add `"refs"` to `inputs`: the image of each row (its
+            path under the image root, or `shard:member` for tar shards), so
+            that rows can be traced to files when bad records are skipped.
 
     Example (a CSV with `filepath` and `title` columns; see docs/data.md):
 
@@ -119,6 +124,7 @@ class ImageTextDataset:
         prompt="a photo of a {}.",
         with_group_ids=True,
         test_fraction=None,
+        with_refs=False,
     ):
         import os
 
@@ -143,6 +149,7 @@ class ImageTextDataset:
         self.shuffle, self.on_error = bool(shuffle), on_error
         self.shuffle_buffer = _positive("shuffle_buffer", shuffle_buffer)
         self.drop_remainder, self.with_group_ids = drop_remainder, with_group_ids
+        self.with_refs = bool(with_refs)
         self.counts = BadRecordCounts()
         self._epoch, self._skip, self._iteration, self._pinned = 0, 0, -1, False
         self.records, self.shards, self.class_names = None, None, None
@@ -156,6 +163,9 @@ class ImageTextDataset:
                 root = check_dir(source, "source")
                 self.records = sources.folder_records(root, prompt)
                 self.class_names = self.records.class_names
+            elif format == "images":
+                root = check_dir(source, "source")
+                self.records = sources.image_records(root)
             else:
                 if image_root is None:
                     image_root = os.path.dirname(os.path.abspath(source))
