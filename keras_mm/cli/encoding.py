@@ -41,12 +41,7 @@ class RunModel:
         return self.run.file(MODEL)
 
     def model_digest(self):
-        """SHA-256 of `model.keras`: an index remembers the model that built it."""
-        digest = hashlib.sha256()
-        with open(self.model_file, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        return digest.hexdigest()
+        return file_digest(self.model_file)
 
     # ------------------------------------------------------------------ texts
     def encode_texts(self, texts):
@@ -82,10 +77,19 @@ class RunModel:
         )
 
     def encode_batches(self, stream):
-        """Yield `(refs, embeddings)` per batch of `stream` (one pass, in order)."""
+        """Yield `(refs, embeddings)` per batch of `stream` (one pass, in order).
+
+        A last, smaller batch is padded to the batch size (and the padding
+        dropped): one input shape, so JAX and TensorFlow compile once.
+        """
         for batch in stream:
             refs = [r.decode("utf-8", "replace") for r in batch["refs"]]
-            yield refs, unit_rows(self.model.encode_image(batch["images"]))
+            images = batch["images"]
+            if 0 < len(images) < stream.batch_size:
+                pad = np.zeros((stream.batch_size - len(images), *images.shape[1:]))
+                images = np.concatenate([images, pad.astype(images.dtype)])
+            embeddings = self.model.encode_image(images, batch_size=stream.batch_size)
+            yield refs, unit_rows(embeddings[: len(refs)])
 
     def encode_image_file(self, path):
         """Unit float32 embedding `(1, D)` of one image file."""
@@ -95,6 +99,15 @@ class RunModel:
         mean, std = check_normalization(self.normalization)
         image = load_image(path, self.image_size, mean, std, DEFAULT_MAX_PIXELS)
         return unit_rows(self.model.encode_image(image[None]))
+
+
+def file_digest(path):
+    """SHA-256 of a file: an index remembers the model file that built it."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def unit_rows(x):

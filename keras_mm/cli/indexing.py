@@ -19,9 +19,10 @@ import os
 
 import numpy as np
 
-from keras_mm.cli.checkpoints import RunDir
+from keras_mm.cli.checkpoints import MODEL, RunDir
 from keras_mm.cli.embedding_file import EmbeddingWriter
-from keras_mm.cli.encoding import RunModel, image_source
+from keras_mm.cli.encoding import RunModel, file_digest, image_source
+from keras_mm.cli.evaluation import load_run
 from keras_mm.cli.parser import UsageError, check_file
 
 EMBEDDINGS = "embeddings.npy"
@@ -158,13 +159,14 @@ def search(args):
     if args.image is not None:
         check_file(args.image, "--image")
     info, embeddings, files = load_index(args.index)
-    run_model = RunModel(args.run or info["run"])
-    if run_model.model_digest() != info.get("model_sha256"):
+    run, _ = load_run(args.run or info["run"])
+    if file_digest(run.file(MODEL)) != info.get("model_sha256"):
         raise UsageError(
             f"index {args.index!r} was built by another model than "
-            f"{run_model.model_file!r} (the run was retrained or is another run); "
+            f"{run.file(MODEL)!r} (the run was retrained or is another run); "
             "rebuild it with `keras-mm index --overwrite`"
         )
+    run_model = RunModel(run.path)
     if args.image is not None:
         vector = run_model.encode_image_file(args.image)[0]
         asked = f"image {args.image}"

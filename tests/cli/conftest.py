@@ -1,4 +1,10 @@
-"""On JAX, share XLA compilations between the CLI tests' many tiny runs.
+"""The CLI tests' shared trained run, and on JAX their shared XLA compilations.
+
+`trained_run` is one tiny 2-epoch shapes run for the whole session: the tests
+that only read a finished run (evaluate, export, classify, index, search)
+share it instead of each training their own.
+
+On JAX, share XLA compilations between the CLI tests' many tiny runs.
 
 Each `keras-mm train` builds the same tiny model afresh, and JAX compiles its
 train step again every time (tens of seconds on a busy 2-core machine). A
@@ -12,6 +18,7 @@ import shutil
 import tempfile
 
 import keras
+import pytest
 
 from tests.cli import cli_helpers
 
@@ -30,3 +37,10 @@ if keras.backend.backend() == "jax":
             "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
         }
     )
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("cli") / "run"
+    assert cli_helpers.train(run, "--epochs", "2") == 0
+    return run

@@ -16,19 +16,11 @@ from tests.cli.cli_helpers import (
     native_log_lines,
     run_console,
     stderr_lines,
-    train,
     weights_of,
 )
 from tests.export.saved_model_checks import serve_without_keras
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    run = tmp_path_factory.mktemp("cli") / "run"
-    assert train(run, "--epochs", "2") == 0
-    return run
 
 
 def test_train_writes_checkpoint_and_model(trained_run):
