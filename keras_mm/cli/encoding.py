@@ -79,16 +79,19 @@ class RunModel:
     def encode_batches(self, stream):
         """Yield `(refs, embeddings)` per batch of `stream` (one pass, in order).
 
-        A last, smaller batch is padded to the batch size (and the padding
-        dropped): one input shape, so JAX and TensorFlow compile once.
+        One image tower serves every batch (`CLIP.encode_image` builds a new
+        one per call, and JAX / TensorFlow would compile its `predict` again for
+        each batch), and a last, smaller batch is padded to the batch size (the
+        padding dropped): one input shape, one compilation.
         """
+        tower = self.model.image_tower()
         for batch in stream:
             refs = [r.decode("utf-8", "replace") for r in batch["refs"]]
             images = batch["images"]
             if 0 < len(images) < stream.batch_size:
                 pad = np.zeros((stream.batch_size - len(images), *images.shape[1:]))
                 images = np.concatenate([images, pad.astype(images.dtype)])
-            embeddings = self.model.encode_image(images, batch_size=stream.batch_size)
+            embeddings = tower.predict(images, batch_size=len(images), verbose=0)
             yield refs, unit_rows(embeddings[: len(refs)])
 
     def encode_image_file(self, path):
