@@ -80,8 +80,9 @@ def run(argv):
             raise
         return _fail(command, _one_line(error), EXIT_FAILURE)
     except KeyboardInterrupt:
-        return _fail(
-            command,
-            "interrupted; `keras-mm train --resume` continues from the last checkpoint",
-            EXIT_INTERRUPTED,
-        )
+        message = "interrupted"
+        if command == "train":
+            message += "; `keras-mm train --resume` continues from the last checkpoint"
+        elif command == "index":
+            message += "; no index was written (run `keras-mm index` again)"
+        return _fail(command, message, EXIT_INTERRUPTED)
