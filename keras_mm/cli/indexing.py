@@ -159,6 +159,11 @@ def search(args):
     if args.image is not None:
         check_file(args.image, "--image")
     info, embeddings, files = load_index(args.index)
+    if args.run is None and not os.path.isdir(str(info.get("run"))):
+        raise UsageError(
+            f"the run {info.get('run')!r} that built index {args.index!r} is gone; "
+            "name its new place with --run"
+        )
     run, _ = load_run(args.run or info["run"])
     if file_digest(run.file(MODEL)) != info.get("model_sha256"):
         raise UsageError(

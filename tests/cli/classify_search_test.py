@@ -235,6 +235,10 @@ def test_index_of_tar_shards(trained_run, oracle, tmp_path, capsys):
     capsys.readouterr()
     assert main(["search", str(index), "a red sky", "--no-plots"]) == 2
     assert "built by another model" in capsys.readouterr().err
+    info["run"] = str(tmp_path / "moved")
+    (index / "index.json").write_text(json.dumps(info))
+    assert main(["search", str(index), "a red sky", "--no-plots"]) == 2
+    assert "name its new place with --run" in capsys.readouterr().err
 
 
 def test_unreadable_image_is_a_one_line_error(trained_run, oracle, tmp_path, capsys):
