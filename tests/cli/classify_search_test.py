@@ -291,3 +291,31 @@ def test_bad_input_is_one_line_exit_2(
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and message in err[0], err
     assert "Traceback" not in err[0]
+
+
+def test_top_k_over_blocks_equals_one_argsort():
+    # Small integers: exact dot products in any block order, and many ties
+    # (the lower row ranks first).
+    rng = np.random.default_rng(0)
+    embeddings = rng.integers(-3, 4, size=(1000, 8)).astype("float32")
+    query = embeddings[3]
+    scores = embeddings @ query
+    want = np.argsort(-scores, kind="stable")[:25]
+    rows, got = indexing_module.top_k(embeddings, query, 25, block=64)
+    np.testing.assert_array_equal(rows, want)
+    np.testing.assert_array_equal(got, scores[want])
+    rows, _ = indexing_module.top_k(embeddings, query, 2000, block=64)
+    np.testing.assert_array_equal(rows, np.argsort(-scores, kind="stable"))
+
+
+def test_embedding_writer_appends_a_loadable_npy(tmp_path):
+    path = str(tmp_path / "e.npy")
+    rows = np.random.default_rng(1).normal(size=(7, 5)).astype("float32")
+    writer = indexing_module.EmbeddingWriter(path)
+    for batch in (rows[:3], rows[3:6], rows[6:]):
+        writer.append(batch)
+    assert not os.path.exists(path)  # only complete files under the real name
+    writer.close()
+    loaded = np.load(path, mmap_mode="r")
+    assert loaded.shape == (7, 5) and loaded.dtype == np.float32
+    np.testing.assert_array_equal(loaded, rows)
