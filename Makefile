@@ -41,19 +41,14 @@ format: $(STAMP)
 	$(BIN)/ruff format keras_mm tests benchmarks
 	$(BIN)/ruff check --fix keras_mm tests benchmarks
 
-# Backends run as parallel make jobs (TEST_JOBS at a time), each in its own pytest
-# process (Keras fixes the backend at import) with its log in test-logs/<backend>.log,
-# printed when it ends. The small models of the suite leave a core mostly idle per
-# process, so two at a time finish sooner on two cores (measured: jax + torch on the
-# layer and loss tests, 76 s one after the other, 60 s side by side). jax, the
-# longest, starts first beside single-threaded torch; tensorflow takes torch's slot.
-# JAX compiles every train/predict step with XLA, and on these tiny test models the
-# compilation, not the run, is most of the time: LLVM's optimisation level 0 makes the
-# jax run's CPU time 26% smaller (measured on the VQA and captioner learning tests,
-# 120 s -> 88 s) and 18% on notebooks 01-02. It changes code generation only, not
-# the HLO graph; TensorFlow got slower with it (it compiles little), so jax only.
-TEST_JOBS ?= 2
-PYTEST_ARGS ?= -q -p no:cacheprovider --durations=30
+# Backends run one after the other, each in its own pytest process (Keras fixes the
+# backend at import) spread over TEST_WORKERS pytest-xdist workers that take one test
+# file at a time, costly files first (tests/conftest.py), with its log in
+# test-logs/<backend>.log. Running the three backends as parallel jobs instead left
+# one core idle whenever one backend's run was much longer than the others'.
+TEST_JOBS ?= 1
+TEST_WORKERS ?= 2
+PYTEST_ARGS ?= -q -p no:cacheprovider --durations=30 -n $(TEST_WORKERS) --dist loadfile
 
 test: lint
 	@mkdir -p test-logs; rm -f test-logs/*.failed
@@ -64,6 +59,11 @@ test: lint
 	if [ -n "$$failed" ]; then echo "FAILED backends: $$failed"; exit 1; fi; \
 	echo "all backends passed: $(BACKENDS)"
 
+# JAX compiles every train/predict step with XLA, and on the suite's tiny models the
+# compilation, not the run, is most of the time: LLVM's optimisation level 0 cuts the
+# jax run's CPU time by 26% (measured on the VQA and captioner learning tests, 120 s ->
+# 88 s; 18% on notebooks 01-02). It changes code generation only, not the HLO graph.
+# TensorFlow got slower with it (it compiles little), so it is set for jax only.
 test-%: $(STAMP)
 	@mkdir -p test-logs
 	@echo "=== KERAS_BACKEND=$* started ==="
