@@ -119,3 +119,25 @@ def run_inputs(run, config):
         return inputs
     layer = load_text_preprocessor(run.file(PREPROCESSOR_DIR))
     return RunInputs(TextInputs(layer), spec["image_size"], spec["mean"], spec["std"])
+
+
+def adapt_dataset(data, inputs):
+    """An in-memory CLI dataset (`load_dataset`) in the `--init` model's inputs.
+
+    Captions and class prompts are tokenized again with the model's tokenizer and
+    images (in [0, 1], at the model's size) normalised with its mean and std.
+    """
+    out = dict(data)
+    for name in ("train", "test", "compositional"):
+        if name not in data:
+            continue
+        split = dict(data[name])
+        split.update(inputs.tokenize(split["captions"]))
+        split["images"] = inputs.normalize(split["images"])
+        out[name] = split
+    texts = data.get("class_prompt_texts")
+    if texts is not None:
+        flat = inputs.tokenize([t for row in texts for t in row])
+        shape = (len(texts), len(texts[0]), -1)
+        out["class_prompts"] = {k: v.reshape(shape) for k, v in flat.items()}
+    return out

@@ -18,7 +18,12 @@ from keras_mm.cli.checkpoints import (
     restore_rng_state,
 )
 from keras_mm.cli.data import SHAPES, TrainingBatches, detect_format, load_dataset
-from keras_mm.cli.families import build_model, check_model_options, make_optimizer
+from keras_mm.cli.families import (
+    build_model,
+    check_model_options,
+    make_optimizer,
+    prepare_model,
+)
 from keras_mm.cli.interrupt import StopOnInterrupt
 from keras_mm.cli.parser import (
     EXIT_INTERRUPTED,
@@ -27,6 +32,7 @@ from keras_mm.cli.parser import (
     check_dir,
     check_file,
 )
+from keras_mm.cli.run_inputs import adapt_dataset, run_inputs
 from keras_mm.cli.streaming import STREAM, make_stream, stream_format, stream_spec
 from keras_mm.version import __version__
 
@@ -46,6 +52,15 @@ DEFAULTS = {
     "schedule": "cosine",
     "seed": 0,
 }
+# Fine-tuning settings (also for from-scratch runs); absent in older run.json.
+TUNING_DEFAULTS = {
+    "lock_image": False,
+    "image_lr_multiplier": 1.0,
+    "text_lr_multiplier": 1.0,
+    "tile_size": None,
+}
+# Settings that the --init model fixes.
+MODEL_SETTINGS = ("width", "embed_dim", "image_encoder")
 SHAPES_DEFAULTS = {
     "image_size": 32,
     "sequence_length": 10,
@@ -129,9 +144,43 @@ def _check_unchanged(run, config, given):
             )
 
 
-def resolve_config(args, run):
-    """The run configuration: saved (`--resume`) or from arguments + defaults."""
+def _init_settings(args, config, initial):
+    """Take the model settings of an `--init` model into `config`."""
+    model, inputs, entry = initial
+    for key in MODEL_SETTINGS:
+        if getattr(args, key, None) is not None:
+            raise UsageError(
+                f"{_option(key)} does not apply with --init (the model comes from "
+                f"{args.init!r})"
+            )
+        config.pop(key, None)
+    if args.loss is not None and args.loss != model.loss_name:
+        raise UsageError(
+            f"--loss {args.loss} differs from the --init model's loss "
+            f"{model.loss_name!r}"
+        )
+    config["loss"] = model.loss_name
+    spec = config["dataset"]
+    for key in ("image_size", "sequence_length"):
+        wanted = getattr(inputs, key)
+        given = getattr(args, key, None)
+        if given is not None and given != wanted:
+            raise UsageError(
+                f"{_option(key)} {given} differs from the --init model's {wanted}"
+            )
+        spec[key] = wanted
+    config["init"] = entry
+    config["inputs"] = inputs.describe()
+
+
+def resolve_config(args, run, load_init=None):
+    """The run configuration: saved (`--resume`) or from arguments + defaults.
+
+    With `--init`, `load_init(path)` gives `(model, inputs, entry)`; returns
+    `(config, initial)` where `initial` is that triple or None.
+    """
     settings = tuple(DEFAULTS) + ("image_size", "sequence_length", "dataset")
+    settings += tuple(TUNING_DEFAULTS) + ("init",)
     settings += SHAPES_ONLY + FILES_ONLY
     if os.path.exists(run.path) and not os.path.isdir(run.path):
         raise UsageError(f"--output {run.path!r} is a file, not a run directory")
@@ -142,12 +191,22 @@ def resolve_config(args, run):
                 "run without --resume)"
             )
         config = run.config()
-        _check_unchanged(run, config, _given(args, settings))
+        if args.init is not None and config.get("init", {}).get("path") not in (
+            args.init,
+            os.path.abspath(os.path.expanduser(args.init)),
+        ):
+            raise UsageError(
+                f"--resume continues the run saved in {run.path!r}: --init "
+                f"{args.init} differs from its {config.get('init', {}).get('path')}"
+            )
+        given = _given(args, settings)
+        given.pop("init", None)
+        _check_unchanged(run, config, given)
         for key in RESUMABLE:
             if getattr(args, key) is not None:
                 config[key] = getattr(args, key)
         config["backend"] = keras.backend.backend()  # the one this part runs on
-        return config
+        return config, None
     if run.exists() and not args.overwrite:
         raise UsageError(
             f"{run.path!r} already holds a run; pass --resume to continue it or "
@@ -155,13 +214,18 @@ def resolve_config(args, run):
         )
     if args.dataset is None:
         raise UsageError("the following arguments are required: --dataset")
-    config = {"keras_mm_version": __version__, **DEFAULTS}
-    config.update(_given(args, tuple(DEFAULTS)))
+    config = {"keras_mm_version": __version__, **DEFAULTS, **TUNING_DEFAULTS}
+    config.update(_given(args, tuple(DEFAULTS) + tuple(TUNING_DEFAULTS)))
     config["dataset"] = _dataset_spec(args)
     config["dataset"]["split_seed"] = config["seed"]
     config["backend"] = keras.backend.backend()
-    check_model_options(config)
-    return config
+    initial = None
+    if args.init is not None:
+        initial = load_init(args.init)
+        _init_settings(args, config, initial)
+    else:
+        check_model_options(config)
+    return config, initial
 
 
 # ------------------------------------------------------------------ callbacks
@@ -247,33 +311,42 @@ class KillHook(keras.callbacks.Callback):
 
 
 # ----------------------------------------------------------------------- train
-def _start(config, run, data, optimizer, replace):
+def _start(config, run, data, make, replace, initial=None, inputs=None):
     """A new compiled model, the run files written; returns `(model, 0, [])`.
 
+    `make(model)` gives the optimizer. With `initial` (`--init`) the model is
+    the loaded one and `inputs` its tokenizer, written into the run directory.
     With `replace` (`--overwrite`), the old run's files are deleted only now,
     after the data was read and the model built: a failed start keeps them.
     """
     keras.utils.set_random_seed(config["seed"])
-    model = build_model(
-        config,
-        tuple(data["train"]["images"].shape[1:]),
-        len(data["vocabulary"]),
-        config["dataset"]["sequence_length"],
-    )
-    model.compile(optimizer=optimizer)
+    if initial is not None:
+        model = initial[0]
+    else:
+        model = build_model(
+            config,
+            tuple(data["train"]["images"].shape[1:]),
+            len(data["vocabulary"]),
+            config["dataset"]["sequence_length"],
+        )
+    prepare_model(model, config)
+    model.compile(optimizer=make(model))
     if replace and run.exists():
         run.clear()
     os.makedirs(run.path, exist_ok=True)
-    run.write_json(VOCABULARY, data["vocabulary"])
+    if inputs is not None:
+        inputs.save(run)
+    else:
+        run.write_json(VOCABULARY, data["vocabulary"])
     run.write_json(RUN_CONFIG, config)
     return model, 0, []
 
 
-def _stream_data(config, vocabulary):
+def _stream_data(config, vocabulary, inputs=None):
     """The training stream and the layout `_start` / `_describe` read."""
     spec = config["dataset"]
     stream = make_stream(
-        spec, "train", vocabulary, config["batch_size"], config["seed"]
+        spec, "train", vocabulary, config["batch_size"], config["seed"], inputs=inputs
     )
     size = spec["image_size"]
     data = {
@@ -286,6 +359,13 @@ def _stream_data(config, vocabulary):
 
 def _describe(config, data):
     spec = config["dataset"]
+    if "init" in config:
+        return (
+            f"{config['family']} ({config['loss']} loss) fine-tuned from "
+            f"{config['init']['path']} on {spec.get('format', spec['kind'])} "
+            f"{spec.get('path', '')} at {spec['image_size']} px; backend "
+            f"{keras.backend.backend()}, seed {config['seed']}"
+        )
     if spec["kind"] == STREAM:
         return (
             f"{config['family']} ({config['loss']} loss) streaming {spec['format']} "
@@ -303,9 +383,11 @@ def _describe(config, data):
 
 
 def train(args):
+    from keras_mm.cli.initializing import load_init
+
     run = RunDir(args.output)
-    config = resolve_config(args, run)
     keras.backend.clear_session()
+    config, initial = resolve_config(args, run, load_init)
     keras.utils.set_random_seed(config["seed"])
     state = run.checkpoint_state() if args.resume else None
     if state is not None and config["epochs"] < state["epoch"]:
@@ -314,27 +396,49 @@ def train(args):
             f"the run in {run.path!r} has already trained; pass --epochs "
             f"{state['epoch'] + 1} or more to train on"
         )
-    vocabulary = run.read_json(VOCABULARY) if args.resume else None
+    inputs = None
+    if "inputs" in config:  # --init: the model's own tokenizer and normalisation
+        inputs = initial[1] if initial is not None else run_inputs(run, config)
+        vocabulary = inputs.vocabulary
+    else:
+        vocabulary = run.read_json(VOCABULARY) if args.resume else None
     if config["dataset"]["kind"] == STREAM:
-        data, batches = _stream_data(config, vocabulary)
+        data, batches = _stream_data(config, vocabulary, inputs)
     else:
         data = load_dataset(config["dataset"], vocabulary)
+        if inputs is not None:
+            data = adapt_dataset(data, inputs)
         batches = TrainingBatches(data["train"], config["batch_size"], config["seed"])
     print(f"keras-mm train: {_describe(config, data)}", flush=True)
-    optimizer = make_optimizer(config, len(batches))
+
+    def make(model):
+        return make_optimizer(config, len(batches), model)
+
     if state is not None:
-        model = run.load_checkpoint(state, optimizer)
+        model = run.load_checkpoint(
+            state, lambda model: make(prepare_model(model, config))
+        )
+        optimizer = model.optimizer
         if config["schedule"] == "constant":
             # The rate is then an optimizer variable, read back from the file.
-            optimizer.learning_rate = config["learning_rate"]
+            fresh = make(model)
+            parts = getattr(optimizer, "optimizers", [optimizer])
+            for part, new in zip(parts, getattr(fresh, "optimizers", [fresh])):
+                part.learning_rate = float(
+                    keras.ops.convert_to_numpy(new.learning_rate)
+                )
         restore_rng_state(state["rng"])
         initial_epoch, history = state["epoch"], state["history"]
         print(f"Resuming after epoch {initial_epoch} of {config['epochs']}.")
     else:
         if args.resume:
             print("No checkpoint yet; starting the run from epoch 1.")
+            if "init" in config:
+                from keras_mm.cli.initializing import load_init
+
+                initial = load_init(config["init"]["path"])
         model, initial_epoch, history = _start(
-            config, run, data, optimizer, replace=args.overwrite
+            config, run, data, make, args.overwrite, initial, inputs
         )
     if args.resume:
         run.write_json(RUN_CONFIG, config)  # records a changed --epochs / rate
