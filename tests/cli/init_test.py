@@ -11,6 +11,7 @@ import io
 import json
 import os
 import shutil
+import warnings
 
 import keras
 import numpy as np
@@ -142,11 +143,42 @@ def test_lock_image_keeps_the_image_tower(checkpoints, runs):
     assert max(moved) > 1e-4
 
 
-def test_run_evaluates_and_resumes_offline(runs):
-    run = runs["keras_hub"]
+def test_run_evaluates_exports_and_resumes_offline(runs):
+    import tensorflow as tf
+
+    from keras_mm.cli.checkpoints import RunDir
+    from keras_mm.cli.run_inputs import run_inputs
+
+    # The CLIP run: a text learning-rate multiplier (two optimizers) and tiles.
+    run = runs["clip"]
     assert main(["evaluate", run, "--no-plots"]) == 0
-    assert main(["train", "--output", run, "--resume", "--epochs", "3"]) == 0
+    assert main(["export", run]) == 0
+    # The exported strings endpoint tokenizes as the run does (TensorFlow Text's
+    # ops are registered in this process by keras-hub).
+    served = tf.saved_model.load(os.path.join(run, "saved_model"))
+    texts = ["a red circle", "a blue square of squares"]
+    got = served.encode_text_strings(tf.constant(texts))["text_embeddings"]
+    model = keras.saving.load_model(os.path.join(run, "model.keras"), compile=False)
+    inputs = run_inputs(RunDir(run), RunDir(run).config())
+    expected = model.encode_text(inputs.tokenize(texts))
+    np.testing.assert_allclose(got.numpy(), expected, atol=1e-5)
+    with warnings.catch_warnings():
+        # Every optimizer variable (both parts' moments) must be restored.
+        warnings.filterwarnings("error", message=".*Skipping variable loading.*")
+        assert main(["train", "--output", run, "--resume", "--epochs", "3"]) == 0
     assert checkpoint_state(run)["epoch"] == 3
+
+
+def test_init_paths_are_recognised(checkpoints, runs):
+    from keras_mm.cli.initializing import init_source
+
+    keras_file = os.path.join(runs["clip"], "model.keras")
+    assert init_source(keras_file) == ("run", runs["clip"], keras_file)
+    assert init_source(runs["clip"])[:2] == ("run", runs["clip"])
+    assert init_source(checkpoints["siglip"])[0] == "huggingface"
+    assert init_source(checkpoints["keras_hub"])[0] == "keras_hub"
+    assert init_source("openai/clip-vit-base-patch32")[0] == "huggingface"
+    assert init_source("clip_vit_base_patch16")[0] == "keras_hub"
 
 
 def test_hub_name_offline_fails_in_one_line(tmp_path, capsys, monkeypatch):

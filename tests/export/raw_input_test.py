@@ -110,6 +110,7 @@ def served(hf_checkpoints, tmp_path_factory):
         "images": _stream_images(files, 16),
         "paths": paths,
         "tmp": tmp,
+        "files": files,
     }
 
 
@@ -128,6 +129,15 @@ def test_raw_endpoints_match_the_keras_model(served, name):
         out["encode_image_bytes"]["image_embeddings"],
         model.encode_image(served["images"]),
         atol=1e-5,
+    )
+
+
+def test_run_inputs_read_image_files_as_the_training_stream(served):
+    from keras_mm.cli.run_inputs import RunInputs
+
+    inputs = RunInputs(None, 16, MEAN, STD)
+    np.testing.assert_allclose(
+        inputs.load_images(served["files"]), served["images"], atol=1e-6
     )
 
 
