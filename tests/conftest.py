@@ -1,12 +1,45 @@
-"""Test-session settings shared by every test directory.
+"""Test-session settings and fixtures shared by every test folder.
 
 `make test` spreads each backend's run over two pytest-xdist workers, one test file
 per work unit (`--dist loadfile`, so module fixtures are built once). Workers take
 files in collection order, so the costly files come first (the notebooks, then files
 with `large` tests): the last files to start are then short and both workers end
 close together.
+
+`hf_checkpoints`: tiny random `transformers` CLIP and SigLIP checkpoints and their
+reference outputs, made once per test session by tests/pretrained/hf_reference.py
+in a subprocess (torch and `transformers` never share a process with another Keras
+backend); skipped when `transformers` is not installed. Nothing is downloaded.
 """
 
+import importlib.util
+import os
+import subprocess
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+@pytest.fixture(scope="session")
+def hf_checkpoints(tmp_path_factory):
+    """Directory with `clip/`, `siglip/` and `reference.npz` from `transformers`."""
+    for module in ("torch", "transformers", "safetensors"):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"`{module}` is not installed (a test-only dependency)")
+    out = str(tmp_path_factory.mktemp("hf"))
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    result = subprocess.run(
+        [sys.executable, os.path.join(HERE, "pretrained", "hf_reference.py"), out],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"hf_reference.py failed:\n{result.stderr[-4000:]}")
+    return out
 
 def pytest_collection_modifyitems(config, items):
     def rank(item):

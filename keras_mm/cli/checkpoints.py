@@ -6,6 +6,7 @@ RUN/vocabulary.json          the token vocabulary (index = id)
 RUN/checkpoint.json          the last good checkpoint: epoch, file, RNG state, history
 RUN/checkpoints/epoch-0003.keras   model + optimizer state after epoch 3
 RUN/model.keras              the trained model (no optimizer), when training ends
+RUN/preprocessor/            --init runs: the checkpoint's tokenizer (keras-hub preset)
 ```
 
 A checkpoint is committed by replacing `checkpoint.json` (an atomic rename)
@@ -43,6 +44,7 @@ RUN_FILES = (
     SIMILARITY_PNG,
     EMBEDDINGS_PNG,
     SAVED_MODEL,
+    "preprocessor",
 )
 
 
@@ -142,6 +144,8 @@ class RunDir:
     def load_checkpoint(self, state, optimizer):
         """The model of a checkpoint state, compiled with `optimizer`.
 
+        `optimizer` may be a function of the loaded model that returns one.
+
         The optimizer's variables (step count, moments) are read back from the
         `.keras` file, so a schedule built from the same configuration continues
         exactly. (`load_model` does not compile models that override
@@ -149,6 +153,8 @@ class RunDir:
         """
         path = self.file(state["file"])
         model = keras.saving.load_model(path, compile=False)
+        if not isinstance(optimizer, keras.optimizers.Optimizer):
+            optimizer = optimizer(model)  # a function of the loaded model
         model.compile(optimizer=optimizer)
         optimizer.build(model.trainable_variables)
         model.load_weights(path)

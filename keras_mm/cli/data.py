@@ -73,6 +73,7 @@ def _shapes(spec):
     out["vocabulary"] = data["vocabulary"]
     out["class_names"] = data["class_names"]
     out["class_prompts"] = {k: data["class_prompts"][k] for k in TEXT_KEYS}
+    out["class_prompt_texts"] = data["class_prompts"]["prompts"]
     return out
 
 

@@ -17,6 +17,7 @@ from keras_mm.cli.checkpoints import (
 )
 from keras_mm.cli.data import SHAPES, TEXT_KEYS, load_dataset
 from keras_mm.cli.parser import CLASS_METRICS, RECALL_KS, UsageError
+from keras_mm.cli.run_inputs import adapt_dataset, run_inputs
 from keras_mm.cli.streaming import STREAM, evaluate_stream
 from keras_mm.metrics import retrieval_metrics, zero_shot_accuracy
 
@@ -24,7 +25,11 @@ KS = RECALL_KS
 
 
 def load_run(path):
-    """`(run, config, model)` of a trained run directory."""
+    """`(run, config)` of a trained run directory.
+
+    Its tokenizer and image preprocessing (word vocabulary or the `--init`
+    checkpoint's): `keras_mm.cli.run_inputs.run_inputs(run, config)`.
+    """
     run = RunDir(path)
     if not os.path.isdir(run.path):
         raise RunError(f"run directory {run.path!r} does not exist")
@@ -156,10 +161,16 @@ def evaluate(args):
                 f"{run.path!r} was trained on a caption file"
             )
     keras.backend.clear_session()
-    vocabulary = None if spec["kind"] == SHAPES else run.read_json(VOCABULARY)
+    inputs = run_inputs(run, config) if "inputs" in config else None
+    if inputs is not None:
+        vocabulary = inputs.vocabulary
+    else:
+        vocabulary = None if spec["kind"] == SHAPES else run.read_json(VOCABULARY)
     if spec["kind"] == STREAM:
-        return _evaluate_stream(args, run, config, vocabulary)
+        return _evaluate_stream(args, run, config, vocabulary, inputs)
     data = load_dataset(spec, vocabulary)
+    if inputs is not None:
+        data = adapt_dataset(data, inputs)
     model = keras.saving.load_model(run.file(MODEL), compile=False)
     metrics, embeddings = compute_metrics(model, data, args.batch_size)
     metrics["backend"] = keras.backend.backend()
@@ -187,11 +198,11 @@ def evaluate(args):
     return _check_thresholds(metrics, args.fail_under)
 
 
-def _evaluate_stream(args, run, config, vocabulary):
+def _evaluate_stream(args, run, config, vocabulary, inputs=None):
     """Metrics of a streamed dataset: its test split is encoded batch by batch."""
     spec = config["dataset"]
     model = keras.saving.load_model(run.file(MODEL), compile=False)
-    metrics = evaluate_stream(model, spec, vocabulary, args.batch_size)
+    metrics = evaluate_stream(model, spec, vocabulary, args.batch_size, inputs)
     metrics["backend"] = keras.backend.backend()
     run.write_json(METRICS, metrics)
     title = (

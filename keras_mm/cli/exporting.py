@@ -9,6 +9,7 @@ from keras_mm.cli.app import RunError
 from keras_mm.cli.checkpoints import MODEL, SAVED_MODEL
 from keras_mm.cli.evaluation import load_run
 from keras_mm.cli.parser import UsageError
+from keras_mm.cli.run_inputs import PREPROCESSOR_DIR, run_inputs
 from keras_mm.export import export_saved_model
 
 
@@ -43,11 +44,22 @@ def export(args):
     run, config = load_run(args.run)
     output = args.output or run.file(SAVED_MODEL)
     _prepare_output(output, args.overwrite)
-    length = config["dataset"]["sequence_length"]
+    inputs = run_inputs(run, config)
+    # Raw-input endpoints: the run's tokenizer (the saved --init preprocessor
+    # directory, or the word tokenizer) and image normalisation in the graph.
+    text = inputs.text.layer
+    if inputs.vocabulary is None:
+        text = run.file(PREPROCESSOR_DIR)
     # The `.keras` path, not a loaded model: on torch the export then loads it
     # under TensorFlow only, in a subprocess.
     try:
-        endpoints = export_saved_model(run.file(MODEL), output, sequence_length=length)
+        endpoints = export_saved_model(
+            run.file(MODEL),
+            output,
+            sequence_length=inputs.sequence_length,
+            text_preprocessor=text,
+            image_normalization=(inputs.mean, inputs.std),
+        )
     except Exception as error:
         if not type(error).__module__.startswith("tensorflow"):
             raise
@@ -59,7 +71,8 @@ def export(args):
     )
     print(
         "Serve it with TensorFlow Serving, load it with tf.saved_model.load, or "
-        "try:\n  saved_model_cli show --dir "
-        f"{output} --tag_set serve --signature_def encode_image"
+        "try:\n  saved_model_cli run --dir "
+        f"{output} --tag_set serve --signature_def encode_text_strings "
+        "--input_exprs 'texts=[\"a photo of a cat\"]'"
     )
     return 0

@@ -83,13 +83,17 @@ def build_clip(config, image_shape, vocabulary_size, sequence_length):
 FAMILY_BUILDERS = {"clip": build_clip}
 
 
-def make_optimizer(config, steps_per_epoch):
+def make_optimizer(config, steps_per_epoch, model=None):
     """AdamW with the run's learning rate schedule (a pure function of the step).
 
     `"cosine"`: linear warm-up over half an epoch to `learning_rate`, then a
     cosine decay to 0 at the last step of `epochs`. `"constant"`: a fixed rate.
     Resuming rebuilds the same schedule from the configuration, and the step
     count restored with the optimizer state continues it exactly.
+
+    With `model` and an `image_lr_multiplier` / `text_lr_multiplier` other than
+    1, the towers get their own scaled copy of the schedule
+    (`keras_mm.pretrained.learning_rate_multipliers`).
     """
     rate = config["learning_rate"]
     if config["schedule"] == "cosine":
@@ -102,7 +106,28 @@ def make_optimizer(config, steps_per_epoch):
             warmup_target=rate if warmup else None,
             warmup_steps=warmup,
         )
-    return keras.optimizers.AdamW(rate)
+    optimizer = keras.optimizers.AdamW(rate)
+    multipliers = {
+        f"{tower}_encoder": config.get(f"{tower}_lr_multiplier", 1.0)
+        for tower in ("image", "text")
+    }
+    if config.get("lock_image"):
+        multipliers.pop("image_encoder")  # frozen: no variables to scale
+    multipliers = {k: v for k, v in multipliers.items() if v != 1.0}
+    if model is None or not multipliers:
+        return optimizer
+    from keras_mm.pretrained import learning_rate_multipliers
+
+    return learning_rate_multipliers(model, multipliers, optimizer)
+
+
+def prepare_model(model, config):
+    """Apply the run's `--lock-image` and `--tile-size` to a model (before compile)."""
+    if config.get("lock_image"):
+        model.image_encoder.trainable = False
+    if config.get("tile_size"):
+        model.tile_size = config["tile_size"]
+    return model
 
 
 def build_model(config, image_shape, vocabulary_size, sequence_length):

@@ -80,6 +80,16 @@ def _positive_float(text):
     return value
 
 
+def _non_negative_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
 def _fraction(text):
     value = _positive_float(text)
     if value >= 1:
@@ -183,6 +193,36 @@ def _add_train(subparsers):
         "cosine decay to 0; default) or constant",
     )
     p.add_argument("--seed", type=_non_negative_int, help="random seed (default 0)")
+    p.add_argument(
+        "--init",
+        metavar="PATH",
+        help="fine-tune from PATH: a Hugging Face CLIP/SigLIP checkpoint directory, "
+        "a keras-hub CLIP/SigLIP preset directory, an earlier run directory or its "
+        ".keras file (the run uses its tokenizer and image normalisation)",
+    )
+    p.add_argument(
+        "--lock-image",
+        action="store_true",
+        default=None,
+        help="freeze the image tower, train the text side only (LiT)",
+    )
+    p.add_argument(
+        "--image-lr-multiplier",
+        type=_non_negative_float,
+        help="learning rate of the image tower relative to --learning-rate "
+        "(default 1; e.g. 0.1 for a pretrained tower)",
+    )
+    p.add_argument(
+        "--text-lr-multiplier",
+        type=_non_negative_float,
+        help="learning rate of the text tower relative to --learning-rate (default 1)",
+    )
+    p.add_argument(
+        "--tile-size",
+        type=_positive_int,
+        help="compute the contrastive loss this many image rows at a time "
+        "(memory of large batches; same loss)",
+    )
     p.add_argument("--output", required=True, help="run directory")
     group = p.add_mutually_exclusive_group()
     group.add_argument(

@@ -56,8 +56,19 @@ def stream_spec(args, fmt, given):
     return spec
 
 
-def make_stream(spec, split, vocabulary, batch_size, seed, training=True):
-    """An `ImageTextDataset` over the `"train"` or `"test"` part of `spec`."""
+def make_stream(spec, split, vocabulary, batch_size, seed, training=True, inputs=None):
+    """An `ImageTextDataset` over the `"train"` or `"test"` part of `spec`.
+
+    `inputs`: the run's `RunInputs` (`--init` runs: the checkpoint's tokenizer
+    and image normalisation), or None (word `vocabulary`, images in [0, 1]).
+    """
+    extra = {}
+    if inputs is not None:
+        extra["normalization"] = (inputs.mean, inputs.std)
+        if inputs.vocabulary is None:
+            extra["tokenizer"] = inputs.text
+        else:
+            vocabulary = inputs.vocabulary
     return ImageTextDataset(
         spec["path"],
         format=spec["format"],
@@ -73,6 +84,7 @@ def make_stream(spec, split, vocabulary, batch_size, seed, training=True):
         on_error="skip" if spec.get("skip_bad_records") else "raise",
         split=split,
         test_fraction=spec["test_fraction"],
+        **extra,
     )
 
 
@@ -88,11 +100,13 @@ def stream_embeddings(model, stream):
     return np.concatenate(images), np.concatenate(texts).astype("float32")
 
 
-def evaluate_stream(model, spec, vocabulary, batch_size):
+def evaluate_stream(model, spec, vocabulary, batch_size, inputs=None):
     """`(metrics, embeddings)` on the streamed test split (no plots data)."""
     from keras_mm.metrics import retrieval_metrics, zero_shot_accuracy
 
-    stream = make_stream(spec, "test", vocabulary, batch_size, 0, training=False)
+    stream = make_stream(
+        spec, "test", vocabulary, batch_size, 0, training=False, inputs=inputs
+    )
     images, texts = stream_embeddings(model, stream)
     metrics = {"test_images": int(len(images)), "test_captions": int(len(texts))}
     if stream.bad_records:
@@ -106,9 +120,12 @@ def evaluate_stream(model, spec, vocabulary, batch_size):
         classes = stream.class_names
         prompts = [f"a photo of a {c.replace('_', ' ')}." for c in classes]
 
-        encoded = tokenize_texts(
-            prompts, make_tokenizer(vocabulary, spec["sequence_length"])
-        )
+        if inputs is not None:
+            encoded = inputs.tokenize(prompts)
+        else:
+            encoded = tokenize_texts(
+                prompts, make_tokenizer(vocabulary, spec["sequence_length"])
+            )
         weights = model.build_zero_shot_weights(encoded, batch_size=batch_size)
         labels = np.asarray(stream.records.groups)
         if len(labels) == len(images):

@@ -17,151 +17,29 @@ from keras_mm.cli.checkpoints import (
     RunDir,
     restore_rng_state,
 )
-from keras_mm.cli.data import SHAPES, TrainingBatches, detect_format, load_dataset
-from keras_mm.cli.families import build_model, check_model_options, make_optimizer
+from keras_mm.cli.data import SHAPES, TrainingBatches, load_dataset
+from keras_mm.cli.families import (
+    build_model,
+    make_optimizer,
+    prepare_model,
+)
 from keras_mm.cli.interrupt import StopOnInterrupt
 from keras_mm.cli.parser import (
     EXIT_INTERRUPTED,
     EXIT_NAN,
     UsageError,
-    check_dir,
-    check_file,
 )
-from keras_mm.cli.streaming import STREAM, make_stream, stream_format, stream_spec
-from keras_mm.version import __version__
+from keras_mm.cli.run_config import (  # noqa: F401  (re-exported)
+    DEFAULTS,
+    RESUMABLE,
+    resolve_config,
+)
+from keras_mm.cli.run_inputs import adapt_dataset, run_inputs
+from keras_mm.cli.streaming import STREAM, make_stream
 
 # Test hook: "EPOCH:BATCH" (1-based) kills this process with SIGKILL after that
 # training batch, to test `--resume` after a hard kill mid-epoch.
 KILL_ENV = "KERAS_MM_TEST_KILL_AT"
-
-DEFAULTS = {
-    "family": "clip",
-    "loss": "clip",
-    "image_encoder": "conv",
-    "width": 64,
-    "embed_dim": 64,
-    "epochs": 5,
-    "batch_size": 64,
-    "learning_rate": 3e-3,
-    "schedule": "cosine",
-    "seed": 0,
-}
-SHAPES_DEFAULTS = {
-    "image_size": 32,
-    "sequence_length": 10,
-    "train_samples": 4000,
-    "test_samples": 1000,
-}
-FILE_DEFAULTS = {"image_size": 64, "sequence_length": 16, "test_fraction": 0.1}
-SHAPES_ONLY = ("train_samples", "test_samples")
-FILES_ONLY = (
-    "format", "image_root", "max_images", "test_fraction", "skip_bad_records",
-)  # fmt: skip
-# Settings `--resume` may change: the epochs to reach, and the (peak) learning
-# rate, e.g. to continue from the last good checkpoint after a NaN stop. The
-# schedule is rebuilt from them; the restored step count continues it.
-RESUMABLE = ("epochs", "learning_rate")
-
-
-def _option(key):
-    return "--" + key.replace("_", "-")
-
-
-def _given(args, keys):
-    return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
-
-
-def _dataset_spec(args):
-    if args.dataset == SHAPES:
-        for key in FILES_ONLY:
-            if getattr(args, key) is not None:
-                raise UsageError(
-                    f"{_option(key)} applies to a dataset file, not shapes"
-                )
-        spec = {"kind": SHAPES, **SHAPES_DEFAULTS}
-        spec.update(_given(args, ("image_size", "sequence_length", *SHAPES_ONLY)))
-        if spec["image_size"] < 16:
-            raise UsageError("--image-size must be >= 16 for shapes")
-        return spec
-    for key in SHAPES_ONLY:
-        if getattr(args, key) is not None:
-            raise UsageError(f"{_option(key)} applies to --dataset shapes only")
-    fmt = stream_format(args.dataset, args.format)
-    if fmt is not None:  # CSV/TSV, tar shards, class folders, VQA: streamed
-        given = _given(args, ("image_size", "sequence_length", "test_fraction"))
-        return stream_spec(args, fmt, given)
-    path = check_file(args.dataset, "--dataset")
-    if args.image_root is None:
-        raise UsageError("--image-root is required with a dataset file")
-    root = check_dir(args.image_root, "--image-root")
-    fmt = args.format or "auto"
-    spec = {
-        "kind": "file",
-        "path": os.path.abspath(path),
-        "image_root": os.path.abspath(root),
-        "format": detect_format(path) if fmt == "auto" else fmt,
-        "max_images": args.max_images,
-        **FILE_DEFAULTS,
-    }
-    spec.update(_given(args, ("image_size", "sequence_length", "test_fraction")))
-    return spec
-
-
-def _saved_value(config, key):
-    """The saved setting an argument `key` must match on `--resume`."""
-    spec = config["dataset"]
-    if key == "dataset":
-        return SHAPES if spec["kind"] == SHAPES else spec["path"]
-    return spec.get(key) if key not in config else config[key]
-
-
-def _check_unchanged(run, config, given):
-    for key, value in given.items():
-        if key in RESUMABLE or (key == "format" and value == "auto"):
-            continue
-        if key in ("dataset", "image_root") and value != SHAPES:
-            value = os.path.abspath(value)
-        saved = _saved_value(config, key)
-        if saved != value:
-            raise UsageError(
-                f"--resume continues the run saved in {run.path!r} with its own "
-                f"settings: {_option(key)} {value} differs from its {saved}"
-            )
-
-
-def resolve_config(args, run):
-    """The run configuration: saved (`--resume`) or from arguments + defaults."""
-    settings = tuple(DEFAULTS) + ("image_size", "sequence_length", "dataset")
-    settings += SHAPES_ONLY + FILES_ONLY
-    if os.path.exists(run.path) and not os.path.isdir(run.path):
-        raise UsageError(f"--output {run.path!r} is a file, not a run directory")
-    if args.resume:
-        if not run.exists():
-            raise UsageError(
-                f"nothing to resume: {run.path!r} has no {RUN_CONFIG} (start the "
-                "run without --resume)"
-            )
-        config = run.config()
-        _check_unchanged(run, config, _given(args, settings))
-        for key in RESUMABLE:
-            if getattr(args, key) is not None:
-                config[key] = getattr(args, key)
-        config["backend"] = keras.backend.backend()  # the one this part runs on
-        return config
-    if run.exists() and not args.overwrite:
-        raise UsageError(
-            f"{run.path!r} already holds a run; pass --resume to continue it or "
-            "--overwrite to replace it"
-        )
-    if args.dataset is None:
-        raise UsageError("the following arguments are required: --dataset")
-    config = {"keras_mm_version": __version__, **DEFAULTS}
-    config.update(_given(args, tuple(DEFAULTS)))
-    config["dataset"] = _dataset_spec(args)
-    config["dataset"]["split_seed"] = config["seed"]
-    config["backend"] = keras.backend.backend()
-    check_model_options(config)
-    return config
 
 
 # ------------------------------------------------------------------ callbacks
@@ -247,33 +125,42 @@ class KillHook(keras.callbacks.Callback):
 
 
 # ----------------------------------------------------------------------- train
-def _start(config, run, data, optimizer, replace):
+def _start(config, run, data, make, replace, initial=None, inputs=None):
     """A new compiled model, the run files written; returns `(model, 0, [])`.
 
+    `make(model)` gives the optimizer. With `initial` (`--init`) the model is
+    the loaded one and `inputs` its tokenizer, written into the run directory.
     With `replace` (`--overwrite`), the old run's files are deleted only now,
     after the data was read and the model built: a failed start keeps them.
     """
     keras.utils.set_random_seed(config["seed"])
-    model = build_model(
-        config,
-        tuple(data["train"]["images"].shape[1:]),
-        len(data["vocabulary"]),
-        config["dataset"]["sequence_length"],
-    )
-    model.compile(optimizer=optimizer)
+    if initial is not None:
+        model = initial[0]
+    else:
+        model = build_model(
+            config,
+            tuple(data["train"]["images"].shape[1:]),
+            len(data["vocabulary"]),
+            config["dataset"]["sequence_length"],
+        )
+    prepare_model(model, config)
+    model.compile(optimizer=make(model))
     if replace and run.exists():
         run.clear()
     os.makedirs(run.path, exist_ok=True)
-    run.write_json(VOCABULARY, data["vocabulary"])
+    if inputs is not None:
+        inputs.save(run)
+    else:
+        run.write_json(VOCABULARY, data["vocabulary"])
     run.write_json(RUN_CONFIG, config)
     return model, 0, []
 
 
-def _stream_data(config, vocabulary):
+def _stream_data(config, vocabulary, inputs=None):
     """The training stream and the layout `_start` / `_describe` read."""
     spec = config["dataset"]
     stream = make_stream(
-        spec, "train", vocabulary, config["batch_size"], config["seed"]
+        spec, "train", vocabulary, config["batch_size"], config["seed"], inputs=inputs
     )
     size = spec["image_size"]
     data = {
@@ -286,6 +173,13 @@ def _stream_data(config, vocabulary):
 
 def _describe(config, data):
     spec = config["dataset"]
+    if "init" in config:
+        return (
+            f"{config['family']} ({config['loss']} loss) fine-tuned from "
+            f"{config['init']['path']} on {spec.get('format', spec['kind'])} "
+            f"{spec.get('path', '')} at {spec['image_size']} px; backend "
+            f"{keras.backend.backend()}, seed {config['seed']}"
+        )
     if spec["kind"] == STREAM:
         return (
             f"{config['family']} ({config['loss']} loss) streaming {spec['format']} "
@@ -303,9 +197,11 @@ def _describe(config, data):
 
 
 def train(args):
+    from keras_mm.cli.initializing import load_init
+
     run = RunDir(args.output)
-    config = resolve_config(args, run)
     keras.backend.clear_session()
+    config, initial = resolve_config(args, run, load_init)
     keras.utils.set_random_seed(config["seed"])
     state = run.checkpoint_state() if args.resume else None
     if state is not None and config["epochs"] < state["epoch"]:
@@ -314,27 +210,49 @@ def train(args):
             f"the run in {run.path!r} has already trained; pass --epochs "
             f"{state['epoch'] + 1} or more to train on"
         )
-    vocabulary = run.read_json(VOCABULARY) if args.resume else None
+    inputs = None
+    if "inputs" in config:  # --init: the model's own tokenizer and normalisation
+        inputs = initial[1] if initial is not None else run_inputs(run, config)
+        vocabulary = inputs.vocabulary
+    else:
+        vocabulary = run.read_json(VOCABULARY) if args.resume else None
     if config["dataset"]["kind"] == STREAM:
-        data, batches = _stream_data(config, vocabulary)
+        data, batches = _stream_data(config, vocabulary, inputs)
     else:
         data = load_dataset(config["dataset"], vocabulary)
+        if inputs is not None:
+            data = adapt_dataset(data, inputs)
         batches = TrainingBatches(data["train"], config["batch_size"], config["seed"])
     print(f"keras-mm train: {_describe(config, data)}", flush=True)
-    optimizer = make_optimizer(config, len(batches))
+
+    def make(model):
+        return make_optimizer(config, len(batches), model)
+
     if state is not None:
-        model = run.load_checkpoint(state, optimizer)
+        model = run.load_checkpoint(
+            state, lambda model: make(prepare_model(model, config))
+        )
+        optimizer = model.optimizer
         if config["schedule"] == "constant":
             # The rate is then an optimizer variable, read back from the file.
-            optimizer.learning_rate = config["learning_rate"]
+            fresh = make(model)
+            parts = getattr(optimizer, "optimizers", [optimizer])
+            for part, new in zip(parts, getattr(fresh, "optimizers", [fresh])):
+                part.learning_rate = float(
+                    keras.ops.convert_to_numpy(new.learning_rate)
+                )
         restore_rng_state(state["rng"])
         initial_epoch, history = state["epoch"], state["history"]
         print(f"Resuming after epoch {initial_epoch} of {config['epochs']}.")
     else:
         if args.resume:
             print("No checkpoint yet; starting the run from epoch 1.")
+            if "init" in config:
+                from keras_mm.cli.initializing import load_init
+
+                initial = load_init(config["init"]["path"])
         model, initial_epoch, history = _start(
-            config, run, data, optimizer, replace=args.overwrite
+            config, run, data, make, args.overwrite, initial, inputs
         )
     if args.resume:
         run.write_json(RUN_CONFIG, config)  # records a changed --epochs / rate

@@ -137,7 +137,41 @@ def serving_endpoints(model, sequence_length=None):
     return endpoints
 
 
-def _export_in_process(model, filepath, sequence_length, verbose):
+def _raw_settings(model, text_preprocessor, image_normalization):
+    """`(text_inputs, image_settings)` of the raw-input endpoints (None: none)."""
+    text_inputs = image_settings = None
+    if text_preprocessor is not None:
+        from keras_mm.export.text_inputs import TextInputs, load_text_preprocessor
+
+        if isinstance(text_preprocessor, (str, os.PathLike)):
+            text_preprocessor = load_text_preprocessor(os.fspath(text_preprocessor))
+        text_inputs = TextInputs(text_preprocessor)
+    if image_normalization is not None:
+        from keras_mm.data._stream_counts import check_normalization
+
+        mean, std = check_normalization(image_normalization)
+        struct = _inputs_struct(model)
+        images = struct.get("images") if isinstance(struct, dict) else None
+        dims = tuple(images.shape[1:]) if images is not None else ()
+        if len(dims) != 3 or dims[0] != dims[1] or dims[0] is None or dims[2] != 3:
+            raise ValueError(
+                "`image_normalization` needs a model whose `images` input is "
+                "square RGB of a fixed size. Received: images shape="
+                f"{(None, *dims) if dims else None}"
+            )
+        image_settings = (int(dims[0]), mean, std)
+    return text_inputs, image_settings
+
+
+def _export_in_process(
+    model, filepath, sequence_length, verbose, text_preprocessor=None,
+    image_normalization=None,
+):  # fmt: skip
+    text_inputs, image_settings = _raw_settings(
+        model, text_preprocessor, image_normalization
+    )
+    if text_inputs is not None and sequence_length is None:
+        sequence_length = text_inputs.sequence_length
     if (
         keras.backend.backend() == "jax"
         and sequence_length is None
@@ -157,23 +191,51 @@ def _export_in_process(model, filepath, sequence_length, verbose):
     endpoints = serving_endpoints(model, sequence_length)
     archive = keras.export.ExportArchive()
     archive.track(model)
+    functions = {}
     for name, (fn, specs) in endpoints.items():
-        archive.add_endpoint(name, fn, input_signature=specs)
+        functions[name] = archive.add_endpoint(name, fn, input_signature=specs)
+    names = list(endpoints)
+    if text_inputs is not None or image_settings is not None:
+        from keras_mm.export.raw_inputs import add_raw_endpoints
+
+        specs = {name: specs for name, (_, specs) in endpoints.items()}
+        names += add_raw_endpoints(
+            archive, functions, specs, text_inputs, image_settings
+        )
     archive.write_out(filepath, verbose=verbose)
-    return list(endpoints)
+    return names
 
 
-def _export_in_subprocess(keras_file, filepath, backend, sequence_length, verbose):
+def _export_in_subprocess(
+    keras_file, filepath, backend, sequence_length, verbose, text_preprocessor=None,
+    image_normalization=None,
+):  # fmt: skip
     """Export a `.keras` file in a fresh interpreter under `backend`.
 
     Returns the endpoint names the subprocess wrote.
     """
+    if text_preprocessor is not None and not isinstance(
+        text_preprocessor, (str, os.PathLike)
+    ):
+        with tempfile.TemporaryDirectory() as tmp:
+            text_preprocessor.save_to_preset(tmp)
+            return _export_in_subprocess(
+                keras_file, filepath, backend, sequence_length, verbose, tmp,
+                image_normalization,
+            )  # fmt: skip
     env = dict(os.environ, KERAS_BACKEND=backend)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     command = [sys.executable, "-m", "keras_mm.export.saved_model"]
     command += [os.fspath(keras_file), os.fspath(filepath)]
     if sequence_length:
         command += ["--sequence-length", str(sequence_length)]
+    if text_preprocessor is not None:
+        command += ["--text-preprocessor", os.fspath(text_preprocessor)]
+    if image_normalization is not None:
+        from keras_mm.data._stream_counts import check_normalization
+
+        mean, std = check_normalization(image_normalization)
+        command += ["--image-normalization", json.dumps([mean, std])]
     if verbose:
         command.append("--verbose")
     result = subprocess.run(command, env=env, capture_output=True, text=True)
@@ -205,7 +267,14 @@ def _check_sequence_length(sequence_length):
 
 
 @keras_mm_export("keras_mm.export.export_saved_model")
-def export_saved_model(model, filepath, sequence_length=None, verbose=False):
+def export_saved_model(
+    model,
+    filepath,
+    sequence_length=None,
+    verbose=False,
+    text_preprocessor=None,
+    image_normalization=None,
+):
     """Write a model as a TensorFlow SavedModel with separate serving endpoints.
 
     The SavedModel holds the model's variables and these signatures (TF-Serving
@@ -218,6 +287,18 @@ def export_saved_model(model, filepath, sequence_length=None, verbose=False):
       `image_tower()` such as `keras_mm.models.CLIP`;
     - `encode_text`: the text inputs (`token_ids`, `padding_mask`) to
       `{"text_embeddings"}`, for models with a `text_tower()`.
+
+    Raw-input endpoints (what a client has; `keras_mm.export.raw_inputs`):
+
+    - `encode_text_strings`: `texts`, a batch of strings, tokenized inside the
+      graph by `text_preprocessor`, to `{"text_embeddings"}`;
+    - `encode_image_bytes`: `image_bytes`, a batch of encoded JPEG/PNG images,
+      decoded, resized (shortest side, bicubic), centre-cropped and normalised
+      with `image_normalization` inside the graph, as `ImageTextDataset` does in
+      training, to `{"image_embeddings"}`.
+
+    Bad raw inputs (empty strings, bytes that are not JPEG/PNG) raise an
+    `InvalidArgumentError` naming the endpoint and the input.
 
     Every endpoint runs in inference mode with a free batch dimension. The
     artifact needs TensorFlow, not Keras, to load and serve.
@@ -239,6 +320,14 @@ def export_saved_model(model, filepath, sequence_length=None, verbose=False):
             signatures. None keeps it free, except on JAX, where `jax2tf` needs a
             fixed size and the text encoder's `max_sequence_length` is used.
         verbose: bool. Print the endpoints' signatures.
+        text_preprocessor: None, a keras-hub tokenizer with a `sequence_length`
+            (e.g. `keras_mm.data.make_tokenizer(vocabulary, 16)`), a keras-hub
+            text preprocessor (`CLIPPreprocessor`, `SigLIPPreprocessor`), or a
+            directory it was saved to with `save_to_preset`. Adds
+            `encode_text_strings`; the token axis then has its `sequence_length`.
+        image_normalization: None, `"unit"` ([0, 1]), `"clip"`, `"siglip"` or a
+            `(mean, std)` pair of 3 floats each for images in [0, 1]. Adds
+            `encode_image_bytes` (the model's `images` input must be square).
 
     Returns:
         The list of endpoint names written, e.g. `["serve", "encode_image",
@@ -265,8 +354,9 @@ def export_saved_model(model, filepath, sequence_length=None, verbose=False):
             )
         if not direct:
             return _export_in_subprocess(
-                keras_file, filepath, FALLBACK_BACKEND, sequence_length, verbose
-            )
+                keras_file, filepath, FALLBACK_BACKEND, sequence_length, verbose,
+                text_preprocessor, image_normalization,
+            )  # fmt: skip
         model = keras.saving.load_model(keras_file, compile=False)
     elif not isinstance(model, keras.Model):
         raise ValueError(
@@ -275,13 +365,17 @@ def export_saved_model(model, filepath, sequence_length=None, verbose=False):
         )
     _inputs_struct(model)
     if direct:
-        return _export_in_process(model, filepath, sequence_length, verbose)
+        return _export_in_process(
+            model, filepath, sequence_length, verbose, text_preprocessor,
+            image_normalization,
+        )  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         keras_file = os.path.join(tmp, "model.keras")
         model.save(keras_file, include_optimizer=False)
         return _export_in_subprocess(
-            keras_file, filepath, FALLBACK_BACKEND, sequence_length, verbose
-        )
+            keras_file, filepath, FALLBACK_BACKEND, sequence_length, verbose,
+            text_preprocessor, image_normalization,
+        )  # fmt: skip
 
 
 def _main(argv):
@@ -293,6 +387,8 @@ def _main(argv):
     parser.add_argument("output")
     parser.add_argument("--sequence-length", type=int, default=None)
     parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--text-preprocessor", default=None)
+    parser.add_argument("--image-normalization", type=json.loads, default=None)
     args = parser.parse_args(argv)
     if keras.backend.backend() not in DIRECT_BACKENDS:
         parser.error(
@@ -300,7 +396,12 @@ def _main(argv):
             f"{keras.backend.backend()!r}"
         )
     names = export_saved_model(
-        args.model, args.output, args.sequence_length, verbose=args.verbose
+        args.model,
+        args.output,
+        args.sequence_length,
+        verbose=args.verbose,
+        text_preprocessor=args.text_preprocessor,
+        image_normalization=args.image_normalization,
     )
     print(json.dumps(names))
     return 0

@@ -4,7 +4,10 @@ import re
 from keras_mm.api_export import keras_mm_export
 from keras_mm.pretrained.clip_assembly import assemble_clip
 from keras_mm.pretrained.hf_checkpoint import read_checkpoint
-from keras_mm.pretrained.hf_preprocessor import clip_preprocessor
+from keras_mm.pretrained.hf_preprocessor import (
+    clip_preprocessor,
+    siglip_preprocessor,
+)
 from keras_mm.pretrained.hf_towers import clip_towers, siglip_towers
 from keras_mm.pretrained.hub_utils import resolve_checkpoint
 
@@ -24,6 +27,7 @@ FILES = [
     "vocab.json",
     "merges.txt",
     "preprocessor_config.json",
+    "spiece.model",
 ]
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -84,7 +88,8 @@ def clip_from_huggingface(path, dtype=None, name=None):
         `(model, preprocessor)`: the keras_mm `CLIP` and, for a CLIP checkpoint
         with `vocab.json` and `merges.txt`, a keras-hub `CLIPPreprocessor` (the
         same BPE token ids as `transformers`' `CLIPTokenizer`; images resized and
-        normalised with the checkpoint's mean and standard deviation), else None.
+        normalised with the checkpoint's mean and standard deviation), for a
+        SigLIP checkpoint with `spiece.model` a `SigLIPPreprocessor`, else None.
 
     Example:
 
@@ -132,5 +137,8 @@ def clip_from_huggingface(path, dtype=None, name=None):
         )
     vision_encoder, text_encoder, heads = towers
     model = assemble_clip(vision_encoder, text_encoder, dtype=dtype, name=name, **heads)
-    preprocessor = clip_preprocessor(location, config) if model_type == "clip" else None
+    make_preprocessor = (
+        clip_preprocessor if model_type == "clip" else siglip_preprocessor
+    )
+    preprocessor = make_preprocessor(location, config)
     return model, preprocessor

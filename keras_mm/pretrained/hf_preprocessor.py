@@ -25,6 +25,25 @@ def _crop_size(settings, default):
     return default
 
 
+def _image_converter(cls, directory, vision):
+    """A keras-hub image converter from `preprocessor_config.json`, or None."""
+    settings_path = os.path.join(directory, "preprocessor_config.json")
+    if not os.path.isfile(settings_path):
+        return None
+    with open(settings_path) as f:
+        settings = json.load(f)
+    mean = np.asarray(settings.get("image_mean", [0.0, 0.0, 0.0]), "float64")
+    std = np.asarray(settings.get("image_std", [1.0, 1.0, 1.0]), "float64")
+    rescale = float(settings.get("rescale_factor", 1 / 255))
+    size = _crop_size(settings, int(vision.get("image_size", 224)))
+    return cls(
+        image_size=(size, size),
+        scale=(rescale / std).tolist(),
+        offset=(-mean / std).tolist(),
+        interpolation="bicubic",
+    )
+
+
 def clip_preprocessor(directory, config):
     """A keras-hub `CLIPPreprocessor`, or None without `vocab.json`/`merges.txt`."""
     vocabulary = os.path.join(directory, "vocab.json")
@@ -38,23 +57,33 @@ def clip_preprocessor(directory, config):
     tokenizer = keras_hub.models.CLIPTokenizer(
         vocabulary=vocabulary, merges=merges, pad_with_end_token=True
     )
-    image_converter = None
-    settings_path = os.path.join(directory, "preprocessor_config.json")
-    if os.path.isfile(settings_path):
-        with open(settings_path) as f:
-            settings = json.load(f)
-        mean = np.asarray(settings.get("image_mean", [0.0, 0.0, 0.0]), "float64")
-        std = np.asarray(settings.get("image_std", [1.0, 1.0, 1.0]), "float64")
-        rescale = float(settings.get("rescale_factor", 1 / 255))
-        size = _crop_size(settings, int(vision.get("image_size", 224)))
-        image_converter = keras_hub.layers.CLIPImageConverter(
-            image_size=(size, size),
-            scale=(rescale / std).tolist(),
-            offset=(-mean / std).tolist(),
-            interpolation="bicubic",
-        )
     return keras_hub.models.CLIPPreprocessor(
         tokenizer,
-        image_converter=image_converter,
+        image_converter=_image_converter(
+            keras_hub.layers.CLIPImageConverter, directory, vision
+        ),
         sequence_length=int(text.get("max_position_embeddings", 77)),
+    )
+
+
+def siglip_preprocessor(directory, config):
+    """A keras-hub `SigLIPPreprocessor`, or None without `spiece.model`.
+
+    keras-hub's `SigLIPTokenizer` reads the same SentencePiece model as
+    `transformers`' `SiglipTokenizer` (`</s>` ends and pads); its preprocessor
+    pads to `max_position_embeddings`, as SigLIP is trained.
+    """
+    proto = os.path.join(directory, "spiece.model")
+    if not os.path.isfile(proto):
+        return None
+    import keras_hub
+
+    text = config.get("text_config") or {}
+    vision = config.get("vision_config") or {}
+    return keras_hub.models.SigLIPPreprocessor(
+        keras_hub.models.SigLIPTokenizer(proto=proto),
+        image_converter=_image_converter(
+            keras_hub.layers.SigLIPImageConverter, directory, vision
+        ),
+        sequence_length=int(text.get("max_position_embeddings", 64)),
     )

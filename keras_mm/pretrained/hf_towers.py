@@ -18,6 +18,8 @@ What differs is returned for the wrapper to fix: the layer-norm epsilon
 and bias), which live in keras_mm's `CLIP` head.
 """
 
+import re
+
 import numpy as np
 
 from keras_mm.pretrained.hf_checkpoint import WeightMap, keras_variables
@@ -226,7 +228,11 @@ def clip_towers(config, tensors, source, dtype=None):
 
 def _siglip_pooling_head(weights, variables, key):
     """`transformers`' attention-pooling head onto keras-hub's `head` layer."""
-    weights.assign(variables, "head/variable", weights.get(f"{key}.probe"), key)
+    # keras-hub's probe is an unnamed weight: "variable", or "variable_N" on
+    # TensorFlow once another unnamed one was made in this session.
+    probe = [p for p in variables if re.fullmatch(r"head/variable(_\d+)?", p)]
+    probe = probe[0] if len(probe) == 1 else "head/variable"
+    weights.assign(variables, probe, weights.get(f"{key}.probe"), key)
     packed = weights.get(f"{key}.attention.in_proj_weight")
     packed_bias = weights.get(f"{key}.attention.in_proj_bias")
     dim = packed.shape[-1]

@@ -40,16 +40,33 @@ def _multiplier(key, value):
     return value
 
 
+# Schedule settings that are learning rates (scaled); the others are steps or
+# ratios (`alpha`, `decay_rate`) and stay.
+SCHEDULE_RATES = ("initial_learning_rate", "warmup_target", "end_learning_rate")
+
+
+def _scaled_schedule(rate, factor):
+    config = dict(rate.get("config") or {}) if isinstance(rate, dict) else {}
+    keys = [k for k in SCHEDULE_RATES if isinstance(config.get(k), (int, float))]
+    if not keys or "boundaries" in config:
+        raise ValueError(
+            "`optimizer` must have a constant learning rate or a schedule with an "
+            f"`initial_learning_rate` (CosineDecay, ExponentialDecay, ...) to be "
+            f"scaled. Received: learning_rate={rate!r}"
+        )
+    for key in keys:
+        config[key] = float(config[key]) * factor
+    return keras.optimizers.schedules.deserialize(dict(rate, config=config))
+
+
 def _clone(optimizer, factor, name):
     config = optimizer.get_config()
     rate = config.get("learning_rate")
-    if not isinstance(rate, (int, float)):
-        raise ValueError(
-            "`optimizer` must have a constant (float) learning rate to be scaled; "
-            "a schedule cannot be multiplied. Received: learning_rate="
-            f"{rate!r}"
-        )
-    config.update(learning_rate=float(rate) * factor, name=name)
+    if isinstance(rate, (int, float)):
+        rate = float(rate) * factor
+    else:
+        rate = _scaled_schedule(rate, factor)
+    config.update(learning_rate=rate, name=name)
     return optimizer.__class__.from_config(config)
 
 
@@ -76,9 +93,10 @@ def learning_rate_multipliers(model, multipliers, optimizer="adamw"):
         multipliers: dict `{part: factor}`. A part is an attribute of `model`
             holding a layer (`"image_encoder"`, `"text_projection"`, ...) or a
             layer name; factor is a float >= 0.
-        optimizer: a `keras.optimizers.Optimizer` with a constant learning rate,
-            or a name (`"adamw"`, `"adam"`, `"sgd"`, ...; Keras' default
-            learning rate).
+        optimizer: a `keras.optimizers.Optimizer` with a constant learning rate
+            or a schedule (`CosineDecay` with warm-up, ...: its rates are
+            scaled, its steps kept), or a name (`"adamw"`, `"adam"`, `"sgd"`,
+            ...; Keras' default learning rate).
 
     Returns:
         A `keras.optimizers.MultiOptimizer` for `model.compile(optimizer=...)`.

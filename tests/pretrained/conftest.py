@@ -1,14 +1,11 @@
 """Shared fixtures: tiny random keras-hub presets and `transformers` checkpoints.
 
-Nothing is downloaded. The `transformers` reference runs once per test session in
-a subprocess (torch and `transformers` never share a process with another Keras
-backend) and is skipped when `transformers` is not installed.
+Nothing is downloaded. The `transformers` checkpoints and reference outputs
+(`hf_checkpoints`) are a session fixture of tests/conftest.py, shared with the CLI
+tests.
 """
 
-import importlib.util
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -97,26 +94,6 @@ def clip_preset(tmp_path_factory):
     tiny_clip_backbone().save_to_preset(directory)
     tiny_clip_preprocessor().save_to_preset(directory)
     return directory
-
-
-@pytest.fixture(scope="session")
-def hf_checkpoints(tmp_path_factory):
-    """Directory with `clip/`, `siglip/` and `reference.npz` from `transformers`."""
-    for module in ("torch", "transformers", "safetensors"):
-        if importlib.util.find_spec(module) is None:
-            pytest.skip(f"`{module}` is not installed (a test-only dependency)")
-    out = str(tmp_path_factory.mktemp("hf"))
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
-    result = subprocess.run(
-        [sys.executable, os.path.join(HERE, "hf_reference.py"), out],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"hf_reference.py failed:\n{result.stderr[-4000:]}")
-    return out
 
 
 def random_text(rng, batch, vocabulary_size):

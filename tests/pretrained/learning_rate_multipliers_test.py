@@ -66,6 +66,20 @@ class LearningRateMultipliersTest(TestCase):
         rates = sorted(float(o.learning_rate.numpy()) for o in restored.optimizers)
         self.assertAllClose(rates, [1e-4, 1e-3], rtol=1e-6)
 
+    def test_scales_a_warmup_cosine_schedule(self):
+        model = tiny_clip()
+        schedule = keras.optimizers.schedules.CosineDecay(
+            0.0, 10, warmup_target=1e-3, warmup_steps=4
+        )
+        optimizer = learning_rate_multipliers(
+            model, {"image_encoder": 0.1}, keras.optimizers.AdamW(schedule)
+        )
+        for step in (0, 2, 4, 9):
+            # The part's rate is a tenth of the base schedule at every step.
+            base = float(schedule(step))
+            rates = sorted(float(o._learning_rate(step)) for o in optimizer.optimizers)
+            self.assertAllClose(rates, sorted([base, 0.1 * base]), rtol=1e-6)
+
     def test_rejects_bad_arguments(self):
         model = tiny_clip()
         with self.assertRaisesRegex(ValueError, "neither a layer attribute"):
@@ -74,7 +88,7 @@ class LearningRateMultipliersTest(TestCase):
             learning_rate_multipliers(model, {"image_encoder": -1})
         with self.assertRaisesRegex(ValueError, "non-empty dict"):
             learning_rate_multipliers(model, {})
-        schedule = keras.optimizers.schedules.ExponentialDecay(1e-3, 10, 0.9)
+        schedule = keras.optimizers.schedules.PiecewiseConstantDecay([10], [1.0, 0.5])
         with self.assertRaisesRegex(ValueError, "schedule"):
             learning_rate_multipliers(
                 model, {"image_encoder": 0.1}, keras.optimizers.Adam(schedule)
