@@ -1,10 +1,10 @@
 """Encode a user's images and texts with a trained run, as its training did.
 
 `classify`, `index` and `search` load a run with `evaluation.load_run`, then
-encode through this module only: texts with the run's vocabulary and sequence
-length (`keras_mm.data.encode_texts`), images through `ImageTextDataset` (the
-streaming pipeline training used: same decoding, resize, crop and
-normalization), one batch at a time.
+encode through this module only: texts with the run's tokenizer (`RunInputs`:
+its word vocabulary, or an `--init` checkpoint's own), images through
+`ImageTextDataset` (the streaming pipeline training used: same decoding, resize,
+crop and normalization), one batch at a time.
 """
 
 import hashlib
@@ -13,26 +13,36 @@ import os
 import keras
 import numpy as np
 
-from keras_mm.cli.checkpoints import MODEL, VOCABULARY
+from keras_mm.cli.checkpoints import MODEL
 from keras_mm.cli.evaluation import load_run
 from keras_mm.cli.parser import UsageError
-from keras_mm.data import ImageTextDataset, encode_texts, make_class_prompts
+from keras_mm.cli.run_inputs import run_inputs
+from keras_mm.data import ImageTextDataset, make_class_prompts
 from keras_mm.data._files import DEFAULT_MAX_PIXELS
 from keras_mm.data._stream_sources import detect_format, expand_braces
+from keras_mm.data.class_prompts import prompt_words
 
 DEFAULT_NORMALIZATION = "unit"  # the CLI's streams and readers give [0, 1] pixels
 
 
 class RunModel:
-    """A trained run's model with its text and image preprocessing."""
+    """A trained run's model with its text and image preprocessing.
+
+    The preprocessing is the run's `RunInputs`: its word vocabulary and [0, 1]
+    images, or (`train --init` runs) the checkpoint's tokenizer and image
+    mean / std.
+    """
 
     def __init__(self, path):
         self.run, self.config = load_run(path)
-        spec = self.config["dataset"]
-        self.image_size = int(spec["image_size"])
-        self.normalization = spec.get("normalization", DEFAULT_NORMALIZATION)
-        self.sequence_length = int(spec["sequence_length"])
-        self.vocabulary = self.run.read_json(VOCABULARY)
+        self.inputs = run_inputs(self.run, self.config)
+        self.image_size = self.inputs.image_size
+        self.sequence_length = self.inputs.sequence_length
+        self.vocabulary = self.inputs.vocabulary
+        if self.vocabulary is None and "inputs" not in self.config:
+            self.normalization = DEFAULT_NORMALIZATION
+        else:
+            self.normalization = [list(self.inputs.mean), list(self.inputs.std)]
         keras.backend.clear_session()
         self.model = keras.saving.load_model(self.run.file(MODEL), compile=False)
 
@@ -46,15 +56,19 @@ class RunModel:
     # ------------------------------------------------------------------ texts
     def encode_texts(self, texts):
         """Unit float32 embeddings `(N, D)` of a list of str."""
-        tokens = encode_texts(list(texts), self.vocabulary, self.sequence_length)
-        return unit_rows(self.model.encode_text(tokens))
+        return unit_rows(self.model.encode_text(self.inputs.tokenize(list(texts))))
 
     def class_weights(self, labels, templates, batch_size=256):
         """Zero-shot class embeddings `(C, D)`: prompts averaged per class."""
-        prompts = make_class_prompts(
-            labels, self.vocabulary, self.sequence_length, templates
-        )
-        text = {k: prompts[k] for k in ("token_ids", "padding_mask")}
+        if self.vocabulary is not None:
+            prompts = make_class_prompts(
+                labels, self.vocabulary, self.sequence_length, templates
+            )
+            text = {k: prompts[k] for k in ("token_ids", "padding_mask")}
+        else:  # the checkpoint's own tokenizer
+            flat = self.inputs.tokenize(prompt_words(labels, templates))
+            shape = (len(labels), len(templates), -1)
+            text = {k: v.reshape(shape) for k, v in flat.items()}
         return self.model.build_zero_shot_weights(text, batch_size=batch_size)
 
     # ----------------------------------------------------------------- images
@@ -68,6 +82,7 @@ class RunModel:
             image_size=self.image_size,
             normalization=self.normalization,
             vocabulary=self.vocabulary,
+            tokenizer=None if self.vocabulary is not None else self.inputs.text,
             sequence_length=self.sequence_length,
             shuffle=False,
             drop_remainder=False,

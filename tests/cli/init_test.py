@@ -162,11 +162,41 @@ def test_run_evaluates_exports_and_resumes_offline(runs):
     inputs = run_inputs(RunDir(run), RunDir(run).config())
     expected = model.encode_text(inputs.tokenize(texts))
     np.testing.assert_allclose(got.numpy(), expected, atol=1e-5)
+    _classify_and_search_use_the_checkpoints_tokenizer(run, model, inputs)
     with warnings.catch_warnings():
         # Every optimizer variable (both parts' moments) must be restored.
         warnings.filterwarnings("error", message=".*Skipping variable loading.*")
         assert main(["train", "--output", run, "--resume", "--epochs", "3"]) == 0
     assert checkpoint_state(run)["epoch"] == 3
+
+
+def _classify_and_search_use_the_checkpoints_tokenizer(run, model, inputs):
+    """`classify` / `search` on an --init run: its tokenizer and mean / std."""
+    from PIL import Image
+
+    folder = os.path.join(run, "photos")
+    os.makedirs(folder)
+    rng = np.random.default_rng(0)
+    files = [os.path.join(folder, f"{i}.png") for i in range(3)]
+    for i, path in enumerate(files):
+        Image.fromarray(rng.integers(0, 255, (40, 30 + 9 * i, 3), "uint8")).save(path)
+    labels = ["red circle", "blue square"]
+    out = os.path.join(run, "classified")
+    argv = ["classify", run, "--images", folder, "--labels", ",".join(labels)]
+    assert main([*argv, "--template", "a {}", "--output", out, "--no-plots"]) == 0
+    images = model.encode_image(inputs.load_images(files))
+    images /= np.linalg.norm(images, axis=1, keepdims=True)
+    texts = model.encode_text(inputs.tokenize([f"a {c}" for c in labels]))
+    texts /= np.linalg.norm(texts, axis=1, keepdims=True)
+    with open(os.path.join(out, "predictions.json")) as f:
+        predictions = json.load(f)["predictions"]
+    for n, p in enumerate(predictions):
+        np.testing.assert_allclose(
+            p["scores"], np.sort(images[n] @ texts.T)[::-1], atol=1e-4
+        )
+    index = os.path.join(run, "photos.index")
+    assert main(["index", run, "--images", folder, "--output", index]) == 0
+    assert main(["search", index, "a red circle", "--top-k", "3", "--no-plots"]) == 0
 
 
 def test_init_paths_are_recognised(checkpoints, runs):
