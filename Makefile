@@ -48,7 +48,7 @@ format: $(STAMP)
 # one core idle whenever one backend's run was much longer than the others'.
 TEST_JOBS ?= 1
 TEST_WORKERS ?= 2
-PYTEST_ARGS ?= -q -p no:cacheprovider --durations=30 -n $(TEST_WORKERS) --dist loadfile
+PYTEST_ARGS ?= -q -p no:cacheprovider --durations=30 -n $(TEST_WORKERS)
 
 test: lint
 	@mkdir -p test-logs; rm -f test-logs/*.failed

@@ -1,10 +1,11 @@
 """Test-session settings and fixtures shared by every test folder.
 
 `make test` spreads each backend's run over two pytest-xdist workers, one test file
-per work unit (`--dist loadfile`, so module fixtures are built once). Workers take
-files in collection order, so the costly files come first (the notebooks, then files
-with `large` tests): the last files to start are then short and both workers end
-close together.
+per work unit (so module fixtures are built once), and the files that use one of
+the costly session fixtures below (`SHARED_FIXTURES`) as one unit (so it is built
+once too). Workers take units in collection order, so the costly files come first
+(the notebooks, then files with `large` tests): the last units to start are then
+short and both workers end close together.
 
 `hf_checkpoints`: tiny random `transformers` CLIP and SigLIP checkpoints and their
 reference outputs, made once per test session by tests/pretrained/hf_reference.py
@@ -41,6 +42,12 @@ def hf_checkpoints(tmp_path_factory):
         raise RuntimeError(f"hf_reference.py failed:\n{result.stderr[-4000:]}")
     return out
 
+
+# Session fixtures worth building once per backend run: the test files that use one
+# (that name it) form one work unit.
+SHARED_FIXTURES = ("hf_checkpoints", "trained_run")
+
+
 def pytest_collection_modifyitems(config, items):
     def rank(item):
         if item.path.name == "notebooks_test.py":
@@ -50,3 +57,24 @@ def pytest_collection_modifyitems(config, items):
     large_files = {item.path for item in items if item.get_closest_marker("large")}
     order = {item.path: i for i, item in reversed(list(enumerate(items)))}
     items.sort(key=lambda item: (rank(item), order[item.path]))
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """One work unit per test file, or per shared session fixture."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    units = {}
+
+    def unit(path):
+        if path not in units:
+            with open(config.rootpath / path, encoding="utf-8") as f:
+                text = f.read()
+            shared = [name for name in SHARED_FIXTURES if name in text]
+            units[path] = shared[0] if shared else path
+        return units[path]
+
+    class UnitScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            return unit(nodeid.split("::", 1)[0])
+
+    return UnitScheduling(config, log)
