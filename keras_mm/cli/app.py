@@ -59,6 +59,10 @@ def run(argv):
             from keras_mm.cli.evaluation import evaluate
 
             return evaluate(args)
+        if command == "generate":
+            from keras_mm.cli.generating import generate
+
+            return generate(args)
         from keras_mm.cli.exporting import export
 
         return export(args)

@@ -43,6 +43,8 @@ RUN_FILES = (
     SIMILARITY_PNG,
     EMBEDDINGS_PNG,
     SAVED_MODEL,
+    "tokenizer",  # the text-to-image family's stages
+    "transformer",
 )
 
 

@@ -156,7 +156,14 @@ def resolve_config(args, run):
     if args.dataset is None:
         raise UsageError("the following arguments are required: --dataset")
     config = {"keras_mm_version": __version__, **DEFAULTS}
-    config.update(_given(args, tuple(DEFAULTS)))
+    given = _given(args, tuple(DEFAULTS) + ("tokenizer_epochs",))
+    if given.get("family") == "text-to-image":
+        from keras_mm.cli.text_to_image import FAMILY_DEFAULTS
+
+        config.update(FAMILY_DEFAULTS)
+    elif "tokenizer_epochs" in given:
+        raise UsageError("--tokenizer-epochs applies to --family text-to-image only")
+    config.update(given)
     config["dataset"] = _dataset_spec(args)
     config["dataset"]["split_seed"] = config["seed"]
     config["backend"] = keras.backend.backend()
@@ -305,6 +312,11 @@ def _describe(config, data):
 def train(args):
     run = RunDir(args.output)
     config = resolve_config(args, run)
+    if config["family"] == "text-to-image":
+        from keras_mm.cli.text_to_image import train_text_to_image
+
+        keras.backend.clear_session()
+        return train_text_to_image(args, run, config)
     keras.backend.clear_session()
     keras.utils.set_random_seed(config["seed"])
     state = run.checkpoint_state() if args.resume else None
