@@ -36,17 +36,17 @@ FAMILY = "text-to-image"
 TOKENIZER_DIR = "tokenizer"
 TRANSFORMER_DIR = "transformer"
 # Family defaults. Measured on JAX: an epoch of 2000 images costs ~11 CPU-s
-# in each stage, so the defaults take ~460 CPU-s (about 5 minutes on 2 idle
+# in each stage, so the defaults take ~480 CPU-s (about 5-6 minutes on 2 idle
 # cores; `--width` sets the transformer width).
 FAMILY_DEFAULTS = {
-    "epochs": 15,
-    "tokenizer_epochs": 6,
+    "epochs": 12,
+    "tokenizer_epochs": 10,
     "learning_rate": 1e-3,
     "batch_size": 64,
     "width": 64,
 }
 NUM_CODES = 128
-CODE_DIM = 32
+CODE_DIM = 16
 TOKENIZER_WIDTH = 32
 
 

@@ -108,7 +108,7 @@ class ImageTokenizer(MultimodalModel):
         num_downsamples=2,
         commitment_weight=0.25,
         ema_decay=0.99,
-        dead_code_threshold=0.01,
+        dead_code_threshold=1.0,
         dtype=None,
         **kwargs,
     ):

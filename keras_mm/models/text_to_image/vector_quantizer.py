@@ -41,8 +41,9 @@ class VectorQuantizer(keras.layers.Layer):
         num_codes: int. Codebook size `K`.
         code_dim: int. Width of a code vector.
         ema_decay: float in (0, 1) or None.
-        dead_code_threshold: float >= 0. EMA count below which a code is
-            restarted (EMA mode only; 0 disables restarts).
+        dead_code_threshold: float >= 0. EMA count (latents per batch
+            assigned to the code) below which it is restarted (EMA mode only;
+            0 disables restarts).
         epsilon: float. Laplace smoothing of the EMA counts.
         **kwargs: base layer arguments.
 
@@ -61,7 +62,7 @@ class VectorQuantizer(keras.layers.Layer):
         num_codes,
         code_dim,
         ema_decay=0.99,
-        dead_code_threshold=0.01,
+        dead_code_threshold=1.0,
         epsilon=1e-5,
         **kwargs,
     ):
