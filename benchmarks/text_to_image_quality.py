@@ -113,7 +113,7 @@ def main():
     parser.add_argument("--clip-run", help="a clip run (default: train one here)")
     parser.add_argument("--samples", type=int, default=16, help="per prompt")
     parser.add_argument("--rounds", type=int, default=4, help="re-ranked picks")
-    parser.add_argument("--classifier-epochs", type=int, default=6)
+    parser.add_argument("--classifier-epochs", type=int, default=10)
     parser.add_argument("--clip-epochs", type=int, default=6)
     parser.add_argument("--output", help="write the numbers as JSON here")
     args = parser.parse_args()
