@@ -7,7 +7,7 @@ import keras
 import numpy as np
 
 from keras_mm.cli import main
-from tests.cli.cli_helpers import TINY, train
+from tests.cli.cli_helpers import train
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 T2I = [
@@ -69,4 +69,3 @@ def test_train_resume_and_generate_with_clip_rerank(tmp_path, capsys):
     assert "unknown ['mauve']" in capsys.readouterr().err
     assert main(["generate", str(clip_run), "a red", "--output", str(out)]) == 1
     assert "not a TextToImage" in capsys.readouterr().err
-    assert TINY[0] == "--dataset"  # the CLIP run reuses the shared tiny settings
