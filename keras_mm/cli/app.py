@@ -67,6 +67,10 @@ def run(argv):
             from keras_mm.cli import indexing
 
             return getattr(indexing, command)(args)
+        if command == "generate":
+            from keras_mm.cli.generating import generate
+
+            return generate(args)
         from keras_mm.cli.exporting import export
 
         return export(args)

@@ -45,6 +45,8 @@ RUN_FILES = (
     EMBEDDINGS_PNG,
     SAVED_MODEL,
     "preprocessor",
+    "tokenizer",  # the text-to-image family's stages
+    "transformer",
 )
 
 

@@ -6,7 +6,7 @@ import os
 import sys
 
 BACKENDS = ("tensorflow", "jax", "torch")
-FAMILIES = ("clip",)
+FAMILIES = ("clip", "text-to-image")
 DATASET_FORMATS = (
     "auto",
     "coco",
@@ -184,6 +184,11 @@ def _add_train(subparsers):
     p.add_argument("--width", type=_positive_int, help="encoder width (default 64)")
     p.add_argument("--embed-dim", type=_positive_int, help="shared embedding size")
     p.add_argument("--epochs", type=_positive_int, help="total epochs (default 5)")
+    p.add_argument(
+        "--tokenizer-epochs",
+        type=_positive_int,
+        help="text-to-image: epochs of the image tokenizer stage (default 10)",
+    )
     p.add_argument("--batch-size", type=_positive_int, help="batch size (default 64)")
     p.add_argument("--learning-rate", type=_positive_float, help="AdamW learning rate")
     p.add_argument(
@@ -365,6 +370,48 @@ def _add_search(subparsers):
     p.add_argument("--no-plots", action="store_true", help="skip the contact sheet")
 
 
+def _non_negative_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def _add_generate(subparsers):
+    p = subparsers.add_parser(
+        "generate",
+        help="sample images for text prompts from a text-to-image run",
+        description="Sample images from RUN/model.keras (a --family text-to-image "
+        "run) for each PROMPT; writes OUTPUT/<prompt_with_underscores>/sample-<i>.png "
+        "and grid.png per prompt.",
+    )
+    _add_common(p)
+    p.add_argument("run", help="run directory written by `keras-mm train`")
+    p.add_argument("prompts", nargs="+", metavar="PROMPT", help='e.g. "a red circle"')
+    p.add_argument("--output", required=True, help="directory of the PNG files")
+    p.add_argument(
+        "--num-samples", type=_positive_int, default=8, help="samples per prompt"
+    )
+    p.add_argument(
+        "--rerank",
+        metavar="CLIP_RUN",
+        help="a clip run: order each prompt's samples by CLIP score, best first",
+    )
+    p.add_argument(
+        "--temperature",
+        type=_non_negative_float,
+        default=1.0,
+        help="sampling temperature (0 = greedy; default 1)",
+    )
+    p.add_argument("--top-k", type=_positive_int, help="sample among the k likeliest")
+    p.add_argument("--top-p", type=_positive_float, help="nucleus mass in (0, 1]")
+    p.add_argument("--seed", type=_non_negative_int, default=0, help="random seed")
+    p.add_argument("--batch-size", type=_positive_int, default=64)
+
+
 def _version():
     from keras_mm.cli.quiet import import_quietly
 
@@ -410,6 +457,7 @@ def make_parser():
     _add_classify(subparsers)
     _add_index(subparsers)
     _add_search(subparsers)
+    _add_generate(subparsers)
     return parser
 
 

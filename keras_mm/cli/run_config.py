@@ -186,7 +186,16 @@ def resolve_config(args, run, load_init=None):
     if args.dataset is None:
         raise UsageError("the following arguments are required: --dataset")
     config = {"keras_mm_version": __version__, **DEFAULTS, **TUNING_DEFAULTS}
-    config.update(_given(args, tuple(DEFAULTS) + tuple(TUNING_DEFAULTS)))
+    given = _given(args, (*DEFAULTS, *TUNING_DEFAULTS, "tokenizer_epochs"))
+    if given.get("family") == "text-to-image":
+        from keras_mm.cli.text_to_image import FAMILY_DEFAULTS
+
+        if args.init is not None:
+            raise UsageError("--init applies to --family clip only")
+        config.update(FAMILY_DEFAULTS)
+    elif "tokenizer_epochs" in given:
+        raise UsageError("--tokenizer-epochs applies to --family text-to-image only")
+    config.update(given)
     config["dataset"] = _dataset_spec(args)
     config["dataset"]["split_seed"] = config["seed"]
     config["backend"] = keras.backend.backend()

@@ -202,6 +202,10 @@ def train(args):
     run = RunDir(args.output)
     keras.backend.clear_session()
     config, initial = resolve_config(args, run, load_init)
+    if config["family"] == "text-to-image":
+        from keras_mm.cli.text_to_image import train_text_to_image
+
+        return train_text_to_image(args, run, config)
     keras.utils.set_random_seed(config["seed"])
     state = run.checkpoint_state() if args.resume else None
     if state is not None and config["epochs"] < state["epoch"]:
