@@ -119,7 +119,9 @@ history = model.fit(
     train["inputs"], train["labels"], batch_size=32, epochs=8, verbose=0
 )
 for key in ("ranking_loss", "generation_loss"):
-    print(key, np.round(history.history[key], 3).tolist())"""
+    values = history.history[key]
+    print(key, np.round(values, 3).tolist())
+    assert values[-1] < 0.6 * values[0], (key, values)"""
     ),
     new_markdown_cell("## Ranking the candidates"),
     new_code_cell(
@@ -218,7 +220,7 @@ for row in range(6):
     )
 
 # The claims of this notebook (generation).
-assert accuracy["greedy"] > accuracy["question prior"] + 0.05, accuracy
+assert accuracy["greedy"] > accuracy["question prior"] + 0.1, accuracy
 assert accuracy["beam (3)"] > accuracy["question prior"] + 0.05, accuracy"""
     ),
     new_code_cell(

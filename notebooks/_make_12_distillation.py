@@ -102,6 +102,7 @@ teacher_accuracy = accuracy(teacher)
 student = cnn(16, 48, "student")
 print(f"teacher: {teacher.count_params():,} params, accuracy {teacher_accuracy:.3f}")
 print(f"student: {student.count_params():,} params")
+assert teacher_accuracy > 0.8, teacher_accuracy
 assert student.count_params() < teacher.count_params() / 2"""
     ),
     new_markdown_cell(
@@ -129,6 +130,9 @@ plt.close(fig)
 gap = teacher_accuracy - student_accuracy
 print(f"teacher {teacher_accuracy:.3f}, student {student_accuracy:.3f}, gap {gap:+.3f}")
 assert gap < 0.10, gap
+for term in ("distillation_loss", "feature_loss", "task_loss"):
+    values = history.history[term]
+    assert values[-1] < 0.5 * values[0], (term, values)
 for before, after in zip(frozen, teacher.weights):  # the teacher never moved
     np.testing.assert_array_equal(before, keras.ops.convert_to_numpy(after))"""
     ),
@@ -145,6 +149,7 @@ alone = keras.saving.load_model(path)
 np.testing.assert_allclose(
     alone.predict(x_test, verbose=0), student.predict(x_test, verbose=0), atol=1e-5
 )
+assert isinstance(alone, keras.Sequential), type(alone)
 print(type(alone).__name__, alone.name, f"{alone.count_params():,} parameters")
 print(f"total {time.time() - start:.0f}s")"""
     ),

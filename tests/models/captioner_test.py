@@ -1,14 +1,17 @@
-import collections
+"""Captioner: loss, padding, greedy/beam decoding against NumPy oracles, saving.
+
+The learning claim (on `load_shape_captions`, the next-token loss halves and greedy
+and beam captions beat the majority and best constant captions by 0.2 BLEU-4 and
+the majority by 1.0 CIDEr-D) is asserted by notebooks/09_captioning.ipynb, which CI
+executes under every backend (tests/notebooks_test.py).
+"""
+
 import os
-import time
 
 import keras
 import numpy as np
-import pytest
 
-from keras_mm.data.shape_captions import load_shape_captions
 from keras_mm.encoders import ImageEncoder
-from keras_mm.metrics import bleu_score, cider_d
 from keras_mm.models.captioner import Captioner
 from keras_mm.testing.test_case import TestCase
 from tests.models.generation_worker import generate_in_backends
@@ -132,60 +135,24 @@ def shared_model():
 
 
 class CaptionerTest(TestCase):
-    @pytest.mark.large
-    def test_fit_learns_captions_well_above_constant_caption_baselines(self):
-        start = time.time()
-        data = load_shape_captions(num_train=1500, num_test=200, seed=0)
-        vocab = data["vocabulary"]
-        model = Captioner(
-            image_encoder(size=32),
-            vocabulary_size=len(vocab),
-            sequence_length=data["sequence_length"],
-            hidden_dim=32,
-            num_layers=1,
-            num_heads=2,
-        )
-        model.compile(optimizer=keras.optimizers.Adam(3e-3))
-        history = model.fit(data["train"]["inputs"], batch_size=32, epochs=6, verbose=0)
-        losses = history.history["loss"]
-        self.assertLess(losses[-1], 0.5 * losses[0], losses)
-
-        test = data["test"]
-        references = [[c] for c in test["captions"]]
-        tokens = model.generate(test["inputs"]["images"], batch_size=200)
-        self.assertEqual(tokens.shape, (200, data["sequence_length"]))
-        hypotheses = [decode(t, vocab) for t in tokens]
-        bleu = bleu_score(references, hypotheses)
-        cider = cider_d(references, hypotheses)
-
-        # Baselines: the majority training caption for every test image, and
-        # the best of the 20 most frequent training captions (chosen on test).
-        frequent = collections.Counter(data["train"]["captions"]).most_common(20)
-        majority_bleu = bleu_score(references, [frequent[0][0]] * 200)
-        best_constant = max(bleu_score(references, [c] * 200) for c, _ in frequent)
-        majority_cider = cider_d(references, [frequent[0][0]] * 200)
-        print(
-            f"\n[captioner {keras.backend.backend()}] BLEU-4 greedy={bleu:.3f} "
-            f"majority={majority_bleu:.3f} "
-            f"best-constant={best_constant:.3f} CIDEr-D={cider:.3f} "
-            f"majority CIDEr-D={majority_cider:.3f} ({time.time() - start:.0f}s)"
-        )
-        self.assertGreater(bleu, best_constant + 0.2)
-        self.assertGreater(bleu, majority_bleu + 0.2)
-        self.assertGreater(cider, majority_cider + 1.0)
-
-        # The trained weights decode to the same tokens on every backend.
+    def test_saved_model_generates_the_same_tokens_under_every_backend(self):
+        # NumPy-set weights, saved here and decoded greedily in one fresh
+        # process per other backend: every token id is equal. Each row starts
+        # from its own prompt word, so the rows take different decoding paths.
+        model = shared_model()
+        images = batch(n=32, seed=4)["images"]
+        prompt = [[2, 4 + i % (VOCAB - 4)] for i in range(32)]
+        tokens = model.generate(images, prompt=prompt)
+        self.assertEqual(tokens.shape, (32, LENGTH))
+        self.assertGreater(len({tuple(t) for t in tokens[:, 2:]}), 8)
         path = os.path.join(self.get_temp_dir(), "captioner.keras")
         model.save(path)
-        images = test["inputs"]["images"][:32]
-        self.assertGreater(len({tuple(t) for t in tokens[:32]}), 8)
         others = [b for b in BACKENDS if b != keras.backend.backend()]
         results = generate_in_backends(
-            others, path, {"images": images}, [{}], self.get_temp_dir()
+            others, path, {"images": images}, [{"prompt": prompt}], self.get_temp_dir()
         )
         for backend, outputs in results.items():
-            np.testing.assert_array_equal(outputs[0], tokens[:32], err_msg=backend)
-        print(f"[captioner] same tokens on {[keras.backend.backend()] + others}")
+            np.testing.assert_array_equal(outputs[0], tokens, err_msg=backend)
 
     def test_loss_is_masked_next_token_cross_entropy(self):
         model = shared_model()

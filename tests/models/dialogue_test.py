@@ -1,14 +1,18 @@
-import collections
+"""DialogueModel: outputs and losses against a NumPy oracle, saving, bad input.
+
+The learning claim (on `load_shape_dialogues`, both loss terms fall by 40%, R@1 beats
+random by 0.3 and the question prior by 0.1, MRR beats the prior, generated answers
+beat the prior's by 0.1, the history matters) is asserted by
+notebooks/10_dialogue.ipynb, which CI executes under every backend
+(tests/notebooks_test.py).
+"""
+
 import os
-import time
 
 import keras
 import numpy as np
-import pytest
 
-from keras_mm.data.shape_dialogues import load_shape_dialogues
 from keras_mm.encoders import ImageEncoder
-from keras_mm.metrics.dialogue_ranking import ranking_metrics
 from keras_mm.models.dialogue import DialogueModel
 from keras_mm.testing.test_case import TestCase
 from tests.models.captioner_test import log_softmax, randomize
@@ -82,83 +86,26 @@ def batch(n=4, seed=0, candidates=6):
     return x, rng.integers(0, candidates, size=n).astype("int32")
 
 
-def question_prior(train, test):
-    """Score each candidate by how often it answers that question in training."""
-    counts = collections.defaultdict(collections.Counter)
-    for q, a in zip(train["questions"], train["answers"]):
-        counts[q][a] += 1
-    scores = np.array(
-        [
-            [counts[q][c] + 1e-3 * (c == counts[q].most_common(1)[0][0]) for c in cs]
-            if counts[q]
-            else [0.0] * len(cs)
-            for q, cs in zip(test["questions"], test["candidates"])
-        ]
-    )
-    best = [
-        counts[q].most_common(1)[0][0] if counts[q] else "" for q in test["questions"]
-    ]
-    return scores, best
-
-
 class DialogueModelTest(TestCase):
-    @pytest.mark.large
-    def test_fit_ranks_and_generates_answers_above_baselines(self):
-        start = time.time()
-        data = load_shape_dialogues(num_train=400, num_test=100, seed=0)
-        vocab = data["vocabulary"]
-        model = DialogueModel(
-            image_encoder(size=32),
-            vocabulary_size=len(vocab),
-            history_length=24,
-            question_length=8,
-            answer_length=5,
-            hidden_dim=32,
-            num_layers=1,
-            num_heads=2,
-        )
-        model.compile(optimizer=keras.optimizers.Adam(3e-3))
-        train, test = data["train"], data["test"]
-        history = model.fit(
-            train["inputs"], train["labels"], batch_size=32, epochs=6, verbose=0
-        )
-        for key in ("ranking_loss", "generation_loss"):
-            values = history.history[key]
-            self.assertLess(values[-1], 0.6 * values[0], (key, values))
-
-        scores = model.predict(test["inputs"], batch_size=300, verbose=0)
-        metrics = ranking_metrics(scores["candidate_scores"], test["labels"])
-        random_r1 = 1.0 / data["num_candidates"]
-        prior_scores, prior_answers = question_prior(train, test)
-        prior = ranking_metrics(prior_scores, test["labels"])
-
-        tokens = model.generate(test["inputs"], batch_size=300)
-        answers = [" ".join(vocab[i] for i in t[1:] if i not in (0, 3)) for t in tokens]
-        accuracy = np.mean([a == b for a, b in zip(answers, test["answers"])])
-        prior_accuracy = np.mean(
-            [a == b for a, b in zip(prior_answers, test["answers"])]
-        )
-        print(
-            f"\n[dialogue {keras.backend.backend()}] R@1={metrics['r1']:.3f} "
-            f"MRR={metrics['mrr']:.3f} random R@1={random_r1:.3f} "
-            f"question-prior R@1={prior['r1']:.3f} | generated answer accuracy="
-            f"{accuracy:.3f} question-prior accuracy={prior_accuracy:.3f} "
-            f"({time.time() - start:.0f}s)"
-        )
-        self.assertGreater(metrics["r1"], random_r1 + 0.3)
-        self.assertGreater(metrics["r1"], prior["r1"] + 0.1)
-        self.assertGreater(metrics["mrr"], prior["mrr"])
-        self.assertGreater(accuracy, prior_accuracy + 0.1)
-
-        # The trained weights decode to the same answers on every backend.
+    def test_saved_model_generates_the_same_answers_under_every_backend(self):
+        # NumPy-set weights, saved here and decoded greedily in one fresh
+        # process per other backend: every token id is equal. Each row starts
+        # from its own prompt word, so the rows take different decoding paths.
+        model = shared_model()
+        x, _ = batch(n=32, seed=5)
+        inputs = {k: x[k] for k in ("images", "history_ids", "question_ids")}
+        prompt = [[2, 4 + i % (VOCAB - 4)] for i in range(32)]
+        tokens = model.generate(inputs, prompt=prompt)
+        self.assertEqual(tokens.shape, (32, ANSWER))
+        self.assertGreater(len({tuple(t) for t in tokens[:, 2:]}), 8)
         path = os.path.join(self.get_temp_dir(), "dialogue.keras")
         model.save(path)
-        keys = ("images", "history_ids", "question_ids")
-        inputs = {k: test["inputs"][k][:48] for k in keys}
         others = [b for b in BACKENDS if b != keras.backend.backend()]
-        results = generate_in_backends(others, path, inputs, [{}], self.get_temp_dir())
+        results = generate_in_backends(
+            others, path, inputs, [{"prompt": prompt}], self.get_temp_dir()
+        )
         for backend, outputs in results.items():
-            np.testing.assert_array_equal(outputs[0], tokens[:48], err_msg=backend)
+            np.testing.assert_array_equal(outputs[0], tokens, err_msg=backend)
 
     def test_outputs_and_loss_terms_match_numpy_oracle(self):
         model = shared_model()

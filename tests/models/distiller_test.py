@@ -1,12 +1,17 @@
+"""Distiller: loss terms against a NumPy oracle, CLIP and VQA pairs, saving, errors.
+
+The learning claim (24 shape classes: teacher above 0.8, a student with under half
+its parameters within 0.10 of it, every loss term halved, the teacher frozen, the
+student saved and reloaded alone) is asserted by notebooks/12_distillation.ipynb,
+which CI executes under every backend (tests/notebooks_test.py).
+"""
+
 import os
-import time
 
 import keras
 import numpy as np
-import pytest
 from keras import ops
 
-from keras_mm.data import load_shapes
 from keras_mm.models import CLIP
 from keras_mm.models.distiller import Distiller
 from keras_mm.models.vqa import VQAModel
@@ -24,9 +29,6 @@ from tests.models.model_test_utils import (
     text_encoder,
 )
 
-# The distilled student must be within GAP of the teacher's held-out accuracy
-# (measured: 4-6 points) with fewer than half its parameters (it has ~1/5).
-GAP = 0.10
 KEYS = ("images", "token_ids", "padding_mask")
 
 
@@ -73,60 +75,6 @@ def _weights(model):
 
 
 class DistillerTest(TestCase):
-    @pytest.mark.large
-    def test_student_gets_within_gap_of_teacher_and_saves_alone(self):
-        start = time.time()
-        data = load_shapes(
-            num_train=1500,
-            num_test=500,
-            num_compositional=0,
-            held_out=[],
-            image_size=16,
-        )
-        x, y = data["train"]["inputs"]["images"], data["train"]["labels"]
-        x_test, y_test = data["test"]["inputs"]["images"], data["test"]["labels"]
-        num_classes = len(data["class_names"])
-        teacher = _cnn(32, 128, num_classes, "teacher")
-        student = _cnn(16, 48, num_classes, "student")
-        self.assertLess(student.count_params(), teacher.count_params() / 2)
-        teacher.compile(
-            optimizer=keras.optimizers.Adam(2e-3),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        )
-        teacher.fit(x, y, batch_size=64, epochs=12, verbose=0)
-        frozen = _weights(teacher)
-        teacher_logits = ops.convert_to_numpy(teacher(x_test))
-        teacher_accuracy = float(np.mean(teacher_logits.argmax(-1) == y_test))
-
-        distiller = Distiller(
-            teacher, student, temperature=4.0, alpha=0.3, feature_weight=0.1
-        )
-        distiller.compile(optimizer=keras.optimizers.Adam(5e-3))
-        history = distiller.fit(x, y, batch_size=64, epochs=12, verbose=0)
-        for term in ("distillation_loss", "feature_loss", "task_loss"):
-            values = history.history[term]
-            self.assertLess(values[-1], 0.5 * values[0], (term, values))
-        # The teacher is frozen: its weights did not move.
-        for before, after in zip(frozen, _weights(teacher)):
-            np.testing.assert_array_equal(before, after)
-
-        # The student alone: saved, reloaded with no Distiller, same answers.
-        path = os.path.join(self.get_temp_dir(), "student.keras")
-        distiller.student.save(path)
-        restored = keras.saving.load_model(path)
-        self.assertIsInstance(restored, keras.Sequential)
-        logits = ops.convert_to_numpy(restored(x_test))
-        self.assertAllClose(logits, student(x_test), atol=1e-5)
-        student_accuracy = float(np.mean(logits.argmax(-1) == y_test))
-        print(
-            f"\ndistillation [{keras.backend.backend()}] teacher="
-            f"{teacher_accuracy:.3f} ({teacher.count_params()} params) student="
-            f"{student_accuracy:.3f} ({student.count_params()} params) "
-            f"({time.time() - start:.0f}s)"
-        )
-        self.assertGreater(teacher_accuracy, 0.8)
-        self.assertGreater(student_accuracy, teacher_accuracy - GAP)
-
     def test_loss_terms_match_numpy_oracle(self):
         teacher = _mlp(8, 5, "teacher", seed=1)
         student = _mlp(4, 5, "student", seed=7)
@@ -177,7 +125,7 @@ class DistillerTest(TestCase):
             image_encoder(name="s_image"), text_encoder(name="s_text"), embed_dim=8
         )
         # An untrained teacher is still a teacher: the student must match its
-        # similarity logits (the learning test above covers trained teachers).
+        # similarity logits (notebooks/12_distillation covers a trained teacher).
         frozen = _weights(teacher)
         distiller = Distiller(teacher, student, temperature=2.0, feature_weight=1.0)
         self.assertEqual(distiller.kind, "contrastive")

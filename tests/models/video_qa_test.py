@@ -1,27 +1,20 @@
-import time
+"""VQAModel on videos (VideoEncoder): inputs, saving and bad input, tiny models.
 
-import keras
+The learning claim (on `load_moving_shapes_videos`, held-out accuracy beats the
+question-only prior by 0.25 and direction questions beat their own prior by 0.25)
+is asserted by the video section of notebooks/11_vqa.ipynb, which CI executes
+under every backend (tests/notebooks_test.py).
+"""
+
 import numpy as np
-import pytest
 
-from keras_mm.data.moving_shapes_videos import load_moving_shapes_videos
 from keras_mm.encoders import ImageEncoder, TextEncoder
 from keras_mm.encoders.video_encoder import VideoEncoder
 from keras_mm.models.vqa import VQAModel
 from keras_mm.testing.test_case import TestCase
 from tests.models.application_test_utils import (
-    answer_prior_accuracy,
-    cnn_frame_encoder,
-    eager_answers,
     eager_round_trip,
-    per_type_accuracy,
 )
-
-# Held-out video QA accuracy must beat the best question-only prior by this much
-# (measured: about 0.55 over it), and motion questions, which no single frame
-# answers, must beat their own prior (1/4) by MOTION_MARGIN.
-MARGIN = 0.25
-MOTION_MARGIN = 0.25
 
 
 def _text_encoder(vocabulary_size, length, width=16):
@@ -69,51 +62,11 @@ def _batch(n=4, num_frames=3, seed=0):
 
 
 class VideoQATest(TestCase):
-    @pytest.mark.large
-    def test_learns_motion_questions_above_the_answer_prior(self):
-        start = time.time()
-        data = load_moving_shapes_videos(num_train=1500, num_test=400)
-        train, test = data["train"], data["test"]
-        video = VideoEncoder(
-            cnn_frame_encoder(16),
-            num_frames=data["num_frames"],
-            num_layers=1,
-            num_heads=2,
-            output_mode="both",
-        )
-        model = VQAModel(
-            video,
-            _text_encoder(len(data["vocabulary"]), data["sequence_length"], 32),
-            num_answers=len(data["answer_vocabulary"]),
-            answer_vocabulary=data["answer_vocabulary"],
-            fusion="cross_attention",
-        )
-        self.assertEqual(model.visual_key, "videos")
-        model.compile(optimizer=keras.optimizers.Adam(3e-3))
-        model.fit(
-            train["inputs"], train["answers"], batch_size=64, epochs=12, verbose=0
-        )
-        predictions = eager_answers(model, test["inputs"])
-        accuracy = float(np.mean(np.asarray(predictions) == test["answer_texts"]))
-        prior, priors = answer_prior_accuracy(test)
-        by_type = per_type_accuracy(predictions, test, data["question_types"])
-        motion = test["question_types"] == data["question_types"].index("direction")
-        motion_prior, _ = answer_prior_accuracy(
-            {k: np.asarray(test[k])[motion] for k in ("answers", "questions")}
-            | {"question_types": test["question_types"][motion]}
-        )
-        print(
-            f"\nvideo QA [{keras.backend.backend()}] accuracy={accuracy:.3f} "
-            f"prior={prior:.3f} {priors} by_type={by_type} motion_prior="
-            f"{motion_prior:.3f} ({time.time() - start:.0f}s)"
-        )
-        self.assertGreater(accuracy, prior + MARGIN)
-        self.assertGreater(by_type["direction"], motion_prior + MOTION_MARGIN)
-
     def test_video_qa_predicts_and_round_trips(self):
         x = _batch()
         model = _video_qa(fusion="concat")
         self.assertEqual(sorted(model.input), ["padding_mask", "token_ids", "videos"])
+        self.assertEqual(model.visual_key, "videos")
         self.assertEqual(tuple(model(x)["logits"].shape), (4, 6))
         restored = eager_round_trip(self, _video_qa(), x)
         self.assertIsInstance(restored.image_encoder, VideoEncoder)

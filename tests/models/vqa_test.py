@@ -1,32 +1,27 @@
-import time
+"""VQAModel: every fusion, saving, answers, padding and bad input, with tiny models.
+
+The learning claim (trained on `load_shape_questions`, held-out VQA accuracy beats
+the best question-only answer prior by 0.15, colour and shape questions above 0.5)
+is asserted by notebooks/11_vqa.ipynb, which CI executes under every backend
+(tests/notebooks_test.py); this file does not train the same model again.
+"""
 
 import keras
 import numpy as np
-import pytest
 
 from keras_mm.data.answer_scores import make_answer_scores
-from keras_mm.data.shape_questions import load_shape_questions
 from keras_mm.encoders import ImageEncoder, TextEncoder
 from keras_mm.layers import GatedFusion
-from keras_mm.metrics import vqa_accuracy
 from keras_mm.models.vqa import VQAModel
 from keras_mm.testing.test_case import TestCase
 from tests.models.application_test_utils import (
-    answer_prior_accuracy,
-    cnn_image_encoder,
-    eager_answers,
     eager_round_trip,
     json_config,
-    per_type_accuracy,
     tiny_image_encoder,
     tiny_text_encoder,
 )
 
 FUSIONS = ("attention", "gated", "concat", "cross_attention")
-# Learning test: held-out VQA accuracy must beat the best question-only answer
-# prior (oracle: majority answer per question text, counted on the test split)
-# by at least this many points (measured: about 0.35 over it on every backend).
-MARGIN = 0.15
 
 
 def _encoders(vocabulary_size=20, length=6, mode="both"):
@@ -69,50 +64,6 @@ def _batch(n=4, seed=0):
 
 
 class VQAModelTest(TestCase):
-    @pytest.mark.large
-    def test_learns_shape_questions_above_the_answer_prior(self):
-        start = time.time()
-        data = load_shape_questions(num_train=1500, num_test=500, image_size=24)
-        train, test = data["train"], data["test"]
-        text = TextEncoder(
-            vocabulary_size=len(data["vocabulary"]),
-            max_sequence_length=data["sequence_length"],
-            hidden_dim=32,
-            num_layers=1,
-            num_heads=2,
-            intermediate_dim=64,
-            output_mode="both",
-        )
-        model = VQAModel(
-            cnn_image_encoder(24),
-            text,
-            num_answers=len(data["answer_vocabulary"]),
-            answer_vocabulary=data["answer_vocabulary"],
-            fusion="cross_attention",
-        )
-        model.compile(optimizer=keras.optimizers.Adam(3e-3))
-        history = model.fit(
-            train["inputs"], train["answers"], batch_size=64, epochs=20, verbose=0
-        )
-        self.assertGreater(history.history["accuracy"][-1], 0.55)
-        predictions = eager_answers(model, test["inputs"])
-        # One answer per question: ten identical "human" answers, so the VQA
-        # accuracy min(#matches / 3, 1) equals exact-match accuracy.
-        accuracy = vqa_accuracy(predictions, [[a] * 10 for a in test["answer_texts"]])
-        exact = float(np.mean(np.asarray(predictions) == test["answer_texts"]))
-        self.assertAlmostEqual(accuracy, exact, places=6)
-        prior, priors = answer_prior_accuracy(test)
-        by_type = per_type_accuracy(predictions, test, data["question_types"])
-        print(
-            f"\nVQA [{keras.backend.backend()}] accuracy={accuracy:.3f} "
-            f"prior={prior:.3f} {priors} by_type={by_type} "
-            f"({time.time() - start:.0f}s)"
-        )
-        self.assertGreater(accuracy, prior + MARGIN)
-        # Both questions about objects need the image, not only the prior.
-        self.assertGreater(by_type["color"], 0.5)
-        self.assertGreater(by_type["shape"], 0.5)
-
     def test_every_fusion_predicts_and_round_trips(self):
         x = _batch()
         for fusion in FUSIONS + ("keras_mm encoders",):
