@@ -54,7 +54,7 @@ PYTEST_ARGS ?= -q -p no:cacheprovider --durations=30 -n $(TEST_WORKERS)
 
 test: lint
 	@mkdir -p test-logs; rm -f test-logs/*.failed
-	@start=$$(date +%s); \
+	@start=$$(date +%s); export JAX_COMPILATION_CACHE_DIR=$$(mktemp -d); \
 	$(MAKE) --no-print-directory -k -j$(TEST_JOBS) $(addprefix test-,$(BACKENDS)); \
 	echo "test time: $$(( $$(date +%s) - start )) s"; \
 	failed=$$(cd test-logs && ls *.failed 2>/dev/null | sed 's/.failed//' | tr '\n' ' '); \
@@ -65,14 +65,25 @@ test: lint
 # compilation, not the run, is most of the time: LLVM's optimisation level 0 cuts the
 # jax run's CPU time by 26% (measured on the VQA and captioner learning tests, 120 s ->
 # 88 s; 18% on notebooks 01-02). It changes code generation only, not the HLO graph.
-# TensorFlow got slower with it (it compiles little), so it is set for jax only.
+# It is set for every backend's run: the JAX subprocesses that the torch and TensorFlow
+# runs start (cross-backend tests) compile too, and TensorFlow uses XLA on CPU only where
+# a test asks for `jit_compile=True`.
+# Two more compile-time flags: XLA's older loop emitters instead of the fusion emitters and
+# no expensive LLVM passes: tests/models/vlmp_test.py 57 -> 25 s CPU (with level 0), the
+# VQA + VLP notebooks (run time more than compile time) 109 -> 101 s.
+JAX_TEST_XLA_FLAGS := --xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false \
+	--xla_llvm_disable_expensive_passes=true
+# JAX's persistent compilation cache (fresh per `make test`) lets a test reuse what an
+# earlier test, an xdist worker or a JAX subprocess compiled for the same program: -11% CPU on
+# tests/models/vlmp_test.py alone (57 -> 51 s), more across files.
 test-%: $(STAMP)
 	@mkdir -p test-logs
 	@echo "=== KERAS_BACKEND=$* started ==="
-	@backend_env=""; [ "$*" = torch ] && backend_env="OMP_NUM_THREADS=1"; \
-	[ "$*" = jax ] && backend_env="XLA_FLAGS=--xla_backend_optimization_level=0"; \
+	@if [ "$*" = torch ]; then export OMP_NUM_THREADS=1; fi; \
+	export XLA_FLAGS="$(JAX_TEST_XLA_FLAGS)" JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 \
+		JAX_COMPILATION_CACHE_DIR=$${JAX_COMPILATION_CACHE_DIR:-$$(mktemp -d)}; \
 	start=$$(date +%s); \
-	env $$backend_env KERAS_BACKEND=$* $(BIN)/python -m pytest $(PYTEST_ARGS) tests \
+	KERAS_BACKEND=$* $(BIN)/python -m pytest $(PYTEST_ARGS) tests \
 		> test-logs/$*.log 2>&1 || touch test-logs/$*.failed; \
 	echo "=== KERAS_BACKEND=$* finished in $$(( $$(date +%s) - start )) s ==="; \
 	cat test-logs/$*.log

@@ -48,7 +48,30 @@ def hf_checkpoints(tmp_path_factory):
 SHARED_FIXTURES = ("hf_checkpoints", "trained_run")
 
 
+# Tests that start every other backend themselves (`every_backend` marker) make their
+# whole claim in any one backend's run; CI runs them once, in the lightest run.
+EVERY_BACKEND_HOST = "torch"
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "every_backend: starts the other backends itself; runs in the "
+        f"{EVERY_BACKEND_HOST} run only",
+    )
+
+
 def pytest_collection_modifyitems(config, items):
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    if backend != EVERY_BACKEND_HOST:
+        skip = pytest.mark.skip(
+            reason="starts every other backend itself: runs once per CI, in the "
+            f"{EVERY_BACKEND_HOST} run"
+        )
+        for item in items:
+            if item.get_closest_marker("every_backend"):
+                item.add_marker(skip)
+
     def rank(item):
         if item.path.name == "notebooks_test.py":
             return 0

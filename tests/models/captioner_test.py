@@ -10,6 +10,7 @@ import os
 
 import keras
 import numpy as np
+import pytest
 
 from keras_mm.encoders import ImageEncoder
 from keras_mm.models.captioner import Captioner
@@ -135,6 +136,7 @@ def shared_model():
 
 
 class CaptionerTest(TestCase):
+    @pytest.mark.every_backend
     def test_saved_model_generates_the_same_tokens_under_every_backend(self):
         # NumPy-set weights, saved here and decoded greedily in one fresh
         # process per other backend: every token id is equal. Each row starts

@@ -9,6 +9,8 @@ state (as after 3 steps, with random moments) and writes to `OUTDIR`:
 - `<family>_batch.npz`: a training batch (`x/<key>`, `y`);
 - `<family>_optimizer.npz`: the optimizer variables (`"<i>"`), in the
   optimizer's order;
+- `<family>_outputs.npz`: the model's `predict` outputs on the batch (`"<key>"`,
+  or `"y"` for a tensor output), which the loading backend must reproduce;
 
 and `saved.json`: `{"backend", "families": {family: [optimizer variable
 names]}}`.
@@ -23,10 +25,10 @@ import keras
 import numpy as np
 
 import keras_mm  # noqa: F401  (registers the classes)
-from keras_mm.models import CLIP, Distiller
-from tests.models import captioner_test, cross_backend_test, dialogue_test
-from tests.models.cross_backend_test import TEXT
+from keras_mm.models import CLIP, VLAP, VLMP, VLP, Distiller, MultimodalAutoencoder
+from tests.models import captioner_test, dialogue_test
 from tests.models.model_test_utils import (
+    audio_encoder,
     image_encoder,
     subset,
     synthetic_task,
@@ -35,6 +37,7 @@ from tests.models.model_test_utils import (
 from tests.reliability import safe_loading_test
 
 ITERATIONS = 3
+TEXT = ("images", "token_ids", "padding_mask")
 
 if keras.backend.backend() == "torch":
     import torch
@@ -44,7 +47,44 @@ if keras.backend.backend() == "torch":
 
 @functools.cache
 def _tiny_models():
-    return cross_backend_test._models()  # builds all five: build them once
+    """The five contrastive / fusion families, built once: name -> (model, keys)."""
+    return {
+        "clip": (CLIP(image_encoder(), text_encoder(), embed_dim=16), TEXT),
+        "vlp": (
+            VLP(
+                image_encoder(output_mode="sequence"),
+                text_encoder(output_mode="sequence"),
+                embed_dim=16,
+                num_fusion_layers=1,
+                num_heads=2,
+                seed=0,
+            ),
+            TEXT,
+        ),
+        "vlap": (
+            VLAP(
+                image_encoder(),
+                text_encoder(),
+                audio_encoder(),
+                embed_dim=16,
+                fusion="gated",
+            ),
+            TEXT + ("audio",),
+        ),
+        "vlmp": (
+            VLMP(image_encoder(), text_encoder(), action_dim=3, embed_dim=16),
+            TEXT,
+        ),
+        "autoencoder": (
+            MultimodalAutoencoder(
+                {"images": image_encoder(), "audio": audio_encoder()},
+                code_dim=8,
+                fusion="attention",
+                seed=0,
+            ),
+            ("images", "audio"),
+        ),
+    }
 
 
 def _tiny(name):
@@ -84,7 +124,7 @@ def _clip_distiller():
 
 
 # family -> () -> (tiny model, training inputs, labels or None): the tiny
-# models of `cross_backend_test` and `safe_loading_test`, and a CLIP-type
+# models above and of `safe_loading_test`, and a CLIP-type
 # distiller beside the classifier one. `safe_loading_test`'s
 # `distiller_student` is a plain `keras.Model`, whose compile config is
 # Keras' own; it is left out.
@@ -96,6 +136,10 @@ FAMILIES = {
     "distiller": _distiller,
     "distiller_clip": _clip_distiller,
 }
+
+
+def _first(x):
+    return next(iter(x.values())) if isinstance(x, dict) else x
 
 
 def save_all(outdir):
@@ -130,6 +174,12 @@ def save_all(outdir):
             os.path.join(outdir, f"{family}_optimizer.npz"),
             **{str(i): v for i, v in enumerate(state)},
         )
+        outputs = model.predict(
+            x, batch_size=len(y if y is not None else _first(x)), verbose=0
+        )
+        if not isinstance(outputs, dict):
+            outputs = {"y": outputs}
+        np.savez(os.path.join(outdir, f"{family}_outputs.npz"), **outputs)
         saved["families"][family] = [v.path for v in model.optimizer.variables]
     with open(os.path.join(outdir, "saved.json"), "w") as f:
         json.dump(saved, f)

@@ -1,9 +1,10 @@
-"""A `.keras` file saved under any backend trains on under this one (issue 21).
+"""A `.keras` file saved under any backend loads and trains on under this one.
 
 Every model family (`cross_backend_saver.FAMILIES`), compiled with `Adam` and
 saved under each of the two other backends, is loaded here with its compile
 config and must:
 
+- give the saving backend's `predict` outputs on the saved batch (1e-5);
 - come back with the public `keras.optimizers.Adam` (a torch file used to
   rebuild the torch backend's own Adam under JAX/TensorFlow, and `fit` failed
   with `TypeError: expected Tensor as element 0 ...`); the file names it by its
@@ -86,8 +87,14 @@ def _batch(path):
     return x, y
 
 
+def _size(x, y):
+    return len(
+        y if y is not None else next(iter(x.values())) if isinstance(x, dict) else x
+    )
+
+
 def _load_and_check(family, backend, folder):
-    """Load `family` saved under `backend`; check its optimizer and state."""
+    """Load `family` saved under `backend`; check its outputs, optimizer, state."""
     where = f"{family} saved under {backend}, loaded under {keras.backend.backend()}"
     path = os.path.join(folder, f"{family}.keras")
     with zipfile.ZipFile(path) as archive:
@@ -95,6 +102,16 @@ def _load_and_check(family, backend, folder):
     assert config["optimizer"]["module"] == "keras.optimizers", where
 
     model = keras.saving.load_model(path)
+    x, y = _batch(os.path.join(folder, f"{family}_batch.npz"))
+    outputs = model.predict(x, batch_size=_size(x, y), verbose=0)
+    if not isinstance(outputs, dict):
+        outputs = {"y": outputs}
+    with np.load(os.path.join(folder, f"{family}_outputs.npz")) as saved:
+        assert sorted(outputs) == sorted(saved.files), where
+        for key in saved.files:
+            np.testing.assert_allclose(
+                outputs[key], saved[key], rtol=1e-5, atol=1e-5, err_msg=where
+            )
     optimizer = model.optimizer
     assert isinstance(optimizer, keras.optimizers.Adam), where
     if keras.backend.backend() != "torch":
@@ -117,7 +134,7 @@ def _load_and_check(family, backend, folder):
         assert teacher.trainable_weights == [], where
         teacher_ids = {id(v) for v in teacher.variables}
         assert not any(id(v) in teacher_ids for v in model.trainable_variables), where
-    return model, where
+    return model, where, x, y
 
 
 @pytest.mark.large
@@ -127,12 +144,10 @@ def test_file_from_another_backend_fits_on(family, saved):
     # the saver wrote: it moves every weight and counts on from the saved
     # iterations.
     for backend, (folder, _) in saved.items():
-        model, where = _load_and_check(family, backend, folder)
-        x, y = _batch(os.path.join(folder, f"{family}_batch.npz"))
+        model, where, x, y = _load_and_check(family, backend, folder)
         variables = model.trainable_variables
         before = _numpy(variables)
-        batch_size = len(next(iter(x.values())) if isinstance(x, dict) else x)
-        model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
+        model.fit(x, y, batch_size=_size(x, y), epochs=1, verbose=0)
         iterations = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
         assert iterations == ITERATIONS + 1, where
         after = _numpy(variables)
@@ -143,8 +158,7 @@ def test_file_from_another_backend_fits_on(family, saved):
 @pytest.mark.large
 def test_distiller_from_another_backend_fits_on(saved):
     for backend, (folder, _) in saved.items():
-        model, where = _load_and_check("distiller", backend, folder)
-        x, y = _batch(os.path.join(folder, "distiller_batch.npz"))
+        model, where, x, y = _load_and_check("distiller", backend, folder)
         frozen = _numpy(model.teacher.weights)
         before = _numpy(model.trainable_variables)
         model.fit(x, y, batch_size=len(x), epochs=1, verbose=0)

@@ -11,6 +11,7 @@ import os
 
 import keras
 import numpy as np
+import pytest
 
 from keras_mm.encoders import ImageEncoder
 from keras_mm.models.dialogue import DialogueModel
@@ -87,6 +88,7 @@ def batch(n=4, seed=0, candidates=6):
 
 
 class DialogueModelTest(TestCase):
+    @pytest.mark.every_backend
     def test_saved_model_generates_the_same_answers_under_every_backend(self):
         # NumPy-set weights, saved here and decoded greedily in one fresh
         # process per other backend: every token id is equal. Each row starts
