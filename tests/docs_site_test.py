@@ -6,11 +6,15 @@ subprocess that reports which heavy modules it imported: the API pages are read
 statically by griffe and the notebooks are rendered from their stored outputs, so
 the build must import neither Keras nor a backend. Then one headless Chromium
 (Debian's `chromium`, driven by Playwright) opens the home page and an API page,
-checks that they render (title, navigation, a code block) and saves a screenshot
-of each into test-logs/, the artifact of the run.
+served over HTTP from this process as a host would serve them, checks that they
+render (title, navigation, a code block) without a script error, and saves a
+screenshot of each into test-logs/, the artifact of the run.
 """
 
 import ast
+import contextlib
+import functools
+import http.server
 import json
 import os
 import pathlib
@@ -18,6 +22,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 
 import keras
 import pytest
@@ -98,6 +103,23 @@ def test_notebook_pages_show_stored_outputs(site):
         assert figure, f"{notebook.name}: its page shows no figure"
 
 
+@contextlib.contextmanager
+def serving(folder):
+    """An HTTP server for `folder` on a free local port; yields its base URL."""
+    handler = functools.partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(folder)
+    )
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_home_and_api_pages_render_in_chromium(site):
     sync_api = pytest.importorskip("playwright.sync_api")
     if not os.path.isfile(CHROMIUM):
@@ -107,18 +129,18 @@ def test_home_and_api_pages_render_in_chromium(site):
         pytest.skip(message)
     logs = REPO / "test-logs"
     logs.mkdir(exist_ok=True)
-    with sync_api.sync_playwright() as playwright:
+    with serving(site) as base, sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             errors = []
             page.on("pageerror", lambda error: errors.append(str(error)))
             checked = {
-                "index.html": ("keras_mm", "keras_mm", "make demo"),
-                "api/layers/index.html": ("Layers", "Layers", "GatedFusion()"),
+                "": ("keras_mm", "keras_mm", "make demo"),
+                "api/layers/": ("Layers", "Layers", "GatedFusion()"),
             }
             for url, (title, heading, code) in checked.items():
-                page.goto((site / url).as_uri())
+                page.goto(base + url)
                 assert page.title().startswith(title), (url, page.title())
                 assert page.locator("article h1").first.inner_text().startswith(heading)
                 navigation = page.locator("nav.md-nav--primary").first
@@ -128,7 +150,7 @@ def test_home_and_api_pages_render_in_chromium(site):
                 block = page.locator("article pre code", has_text=code).first
                 assert block.is_visible(), (url, code)
                 assert block.bounding_box()["height"] > 10, url
-                name = "home" if url == "index.html" else "api-layers"
+                name = "home" if url == "" else "api-layers"
                 page.screenshot(path=str(logs / f"docs-{name}.png"))
             assert errors == [], errors
         finally:
