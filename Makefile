@@ -3,6 +3,9 @@
 #                 print the evaluation table, export a SavedModel (runs/demo)
 #   make test   - lint, then the whole test suite once per backend
 #   make lint   - ruff check + format check only
+#   make docs   - the documentation site in site/ (mkdocs build --strict)
+#   make notebooks - regenerate notebooks/ from their _make_*.py and execute them
+#                 (JAX backend) to store their outputs
 
 PYTHON ?= python3
 VENV := .venv
@@ -13,7 +16,7 @@ export HF_HUB_OFFLINE := 1
 export TF_CPP_MIN_LOG_LEVEL := 3
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install demo fusion-demo test lint format clean
+.PHONY: install demo fusion-demo test lint format docs notebooks clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +25,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q "torch==2.13.0" uv
 	# The rest by uv, which downloads and unpacks in parallel: 25 s instead of ~3 min for
 	# pip on the 2-core machine (same resolved versions); it keeps the torch above.
-	$(BIN)/uv pip install -q -p $(BIN)/python -e ".[jax,torch,tests]"
+	$(BIN)/uv pip install -q -p $(BIN)/python -e ".[jax,torch,tests,docs]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -36,12 +39,23 @@ fusion-demo: $(STAMP)
 	$(BIN)/python -m keras_mm.demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check keras_mm tests benchmarks
-	$(BIN)/ruff format --check keras_mm tests benchmarks
+	$(BIN)/ruff check keras_mm tests benchmarks tools
+	$(BIN)/ruff format --check keras_mm tests benchmarks tools
 
 format: $(STAMP)
-	$(BIN)/ruff format keras_mm tests benchmarks
-	$(BIN)/ruff check --fix keras_mm tests benchmarks
+	$(BIN)/ruff format keras_mm tests benchmarks tools
+	$(BIN)/ruff check --fix keras_mm tests benchmarks tools
+
+# The site reads the docstrings statically and the notebooks' stored outputs: it
+# imports neither Keras nor a backend (tests/docs_site_test.py builds it in CI).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+# One notebook after the other, each in a fresh kernel (CPU heavy: minutes each).
+notebooks: $(STAMP)
+	for generator in notebooks/_make_*.py; do $(BIN)/python $$generator || exit 1; done
+	KERAS_BACKEND=jax XLA_FLAGS=--xla_backend_optimization_level=0 \
+		$(BIN)/python tools/execute_notebooks.py
 
 # Backends run one after the other, each in its own pytest process (Keras fixes the
 # backend at import) spread over TEST_WORKERS pytest-xdist workers that take one test
@@ -89,4 +103,4 @@ test-%: $(STAMP)
 	cat test-logs/$*.log
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache test-logs
+	rm -rf $(VENV) .pytest_cache .ruff_cache test-logs site .cache

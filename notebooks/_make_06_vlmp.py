@@ -31,7 +31,9 @@ checked with `assert`."""
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import keras
+import matplotlib.pyplot as plt
 import numpy as np
+from IPython.display import display
 
 from keras_mm.encoders import ActionEncoder, TextEncoder
 from keras_mm.models import VLMP
@@ -108,7 +110,9 @@ assert history.history["action_loss"][-1] < 0.5 * history.history["action_loss"]
         """## The policy uses both inputs
 
 Baselines: without the instruction the best guess is the square's own position; without
-the image it is the mean position shifted by the move. The model must beat both."""
+the image it is the mean position shifted by the move. The model must beat both. In the
+picture each arrow goes from the square to the position the policy predicts; the yellow
+ring is where the instruction says it should go."""
     ),
     new_code_cell(
         """pred = model.predict_actions(x_test)
@@ -118,7 +122,24 @@ vision_only = float(np.mean((s_test - a_test) ** 2))  # guess: stay where it is
 text_only = float(np.mean((s_test.mean(0) - s_test) ** 2))
 print(f"test MSE {mse:.4f}; best vision-only guess {vision_only:.4f}; "
       f"best instruction-only guess {text_only:.4f}")
-assert mse < 0.5 * min(vision_only, text_only)"""
+assert mse < 0.5 * min(vision_only, text_only)
+
+
+def to_pixels(position):  # [-1, 1]^2 -> imshow coordinates of the 16 x 16 image
+    return (np.asarray(position) + 1) * 8 - 0.5
+
+
+fig, axes = plt.subplots(1, 8, figsize=(12, 2))
+for i, ax in enumerate(axes):
+    ax.imshow(np.clip(x_test["images"][i], 0, 1))
+    ax.annotate("", xy=to_pixels(pred[i]), xytext=to_pixels(s_test[i]),
+                arrowprops={"arrowstyle": "->", "color": "white", "lw": 1.5})
+    ax.plot(*to_pixels(a_test[i]), "o", mfc="none", mec="yellow", ms=12, mew=1.5)
+    ax.set_title("move the square " + VOCAB[x_test["token_ids"][i, 3]], fontsize=8)
+    ax.axis("off")
+fig.tight_layout()
+display(fig)
+plt.close(fig)"""
     ),
     new_markdown_cell(
         """## Label-free pre-training and discrete actions
@@ -155,4 +176,6 @@ nb.metadata["kernelspec"] = {
     "name": "python3",
 }
 nb.metadata["language_info"] = {"name": "python"}
+for index, cell in enumerate(nb.cells):  # stable ids: clean diffs on regeneration
+    cell.id = f"cell-{index}"
 nbformat.write(nb, os.path.join(HERE, "06_vlmp.ipynb"))

@@ -32,11 +32,9 @@ chirp per digit, given to the model as a log-magnitude spectrogram. Runs under a
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import keras
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from IPython.display import display
 
 from keras_mm.data import load_digits_trimodal
 from keras_mm.models import MultimodalAutoencoder
@@ -112,7 +110,8 @@ for i in range(8):
     axes[0, i].axis("off"); axes[1, i].axis("off")
 axes[0, 0].set_title("true", fontsize=8, loc="left")
 axes[1, 0].set_title("from sound", fontsize=8, loc="left")
-plt.show()"""
+display(fig)
+plt.close(fig)"""
     ),
     new_markdown_cell(
         """## Which input helps the images most
@@ -139,4 +138,6 @@ nb.metadata["kernelspec"] = {
     "name": "python3",
 }
 nb.metadata["language_info"] = {"name": "python"}
+for index, cell in enumerate(nb.cells):  # stable ids: clean diffs on regeneration
+    cell.id = f"cell-{index}"
 nbformat.write(nb, os.path.join(HERE, "07_autoencoder.ipynb"))

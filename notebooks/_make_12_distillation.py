@@ -44,9 +44,6 @@ import tempfile
 import time
 
 import keras
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import display
@@ -168,4 +165,6 @@ nb.metadata["kernelspec"] = {
     "name": "python3",
 }
 nb.metadata["language_info"] = {"name": "python"}
+for index, cell in enumerate(nb.cells):  # stable ids: clean diffs on regeneration
+    cell.id = f"cell-{index}"
 nbformat.write(nb, os.path.join(HERE, "12_distillation.ipynb"))
