@@ -31,6 +31,7 @@ import pickle
 import shutil
 import tempfile
 import time
+import warnings
 
 import keras
 import torch
@@ -39,6 +40,13 @@ import torch.distributed.nn.functional as dist_functional
 import torch.multiprocessing as torch_mp
 from torch.multiprocessing.spawn import ProcessException
 from torch.nn.parallel import DistributedDataParallel
+
+try:  # torch's successor of the deprecated torch.distributed.nn.functional
+    from torch.distributed._functional_collectives import (
+        all_gather_single as _all_gather_single,
+    )
+except ImportError:
+    _all_gather_single = None
 
 HOST = "127.0.0.1"
 START_METHODS = ("spawn", "fork", "forkserver")
@@ -63,10 +71,13 @@ def rank():
 def all_gather_with_grad(x):
     """`x` of every process concatenated on axis 0, in rank order, differentiable.
 
-    `torch.distributed.nn.functional.all_gather` (open_clip's
-    `gather_with_grad`); its backward gives each process the sum over
-    processes of the gradient of its own slice. Every process must call it,
-    with the same shape (drop the last partial global batch).
+    open_clip's `gather_with_grad`: torch's differentiable all-gather,
+    `torch.distributed._functional_collectives.all_gather_single` (torch 2.13
+    deprecates the `torch.distributed.nn.functional.all_gather` open_clip
+    calls, which is used where the former is missing); its backward gives
+    each process the sum over processes of the gradient of its own slice.
+    Every process must call it, with the same shape (drop the last partial
+    global batch).
 
     Args:
         x: tensor `(batch, ...)`.
@@ -87,7 +98,10 @@ def all_gather_with_grad(x):
             "(batch the data at the global batch size with drop_remainder=True and "
             f"give each process an equal slice). Received: batch sizes by rank={sizes}"
         )
-    return torch.cat(dist_functional.all_gather(x), dim=0)
+    if _all_gather_single is None:  # torch without functional collectives
+        return torch.cat(dist_functional.all_gather(x), dim=0)
+    gathered = _all_gather_single(x, 0, dist.group.WORLD)
+    return gathered.wait() if hasattr(gathered, "wait") else gathered
 
 
 # ----------------------------------------------------------- data parallel
@@ -130,6 +144,8 @@ def _train_step(model, ddp, data):
         gradients = [v.value.grad for v in weights]
         with torch.no_grad():
             model.optimizer.apply(gradients, weights)
+    else:
+        warnings.warn("The model does not have any trainable weights.")
     return model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
 
@@ -152,11 +168,11 @@ def data_parallel(model, **ddp_kwargs):
     Yields:
         The `DistributedDataParallel` module.
 
-    Example:
+    Example (in each process; docs/distributed.md has a whole script):
 
-    >>> init_from_env()  # doctest: +SKIP
-    >>> with data_parallel(model):  # doctest: +SKIP
-    ...     model.fit(local_batches, epochs=2)
+        init_from_env()
+        with data_parallel(model):
+            model.fit(local_batches, epochs=2)
     """
     if keras.backend.backend() != "torch":
         raise ValueError(
@@ -219,7 +235,8 @@ def init_from_env(backend=None, timeout=1800):
     if missing:
         raise ValueError(
             "init_from_env reads the variables torchrun sets; start the script "
-            f"with `torchrun --nproc-per-node N script.py`. Missing: {missing}"
+            f"with `torchrun --nproc-per-node N script.py`. Received: {missing} "
+            "missing from the environment"
         )
     backend = backend or _default_backend()
     if backend == "nccl":

@@ -10,6 +10,7 @@ Runs only in the torch pytest process.
 import contextlib
 import os
 import time
+import warnings
 from unittest import mock
 
 import keras
@@ -32,7 +33,7 @@ pytestmark = pytest.mark.skipif(
 
 NPROCS = 2
 GLOBAL_BATCH = 8
-LR = 1.0
+LR = 0.1
 KEYS = ("images", "token_ids", "padding_mask")
 # (loss, tile_size, with group labels): tile 3 leaves a remainder strip; the
 # labels put one group on both processes (rows 0 and 4, rows 1 and 7).
@@ -56,18 +57,28 @@ def _fit_one_step(loss, tile_size, weights, x, y, batch_size):
 
 
 def _ddp_worker(initial, x):
-    """In each launched process: the 4 cases with global, then local negatives."""
+    """In each launched process: the 4 cases with global, then local negatives.
+
+    Case 1 gathers with `torch.distributed.nn.functional.all_gather`, the path
+    for a torch without `_functional_collectives.all_gather_single`.
+    """
     from keras_mm.distribute import collectives, torch_ddp
 
     rank, n = torch_ddp.rank(), torch_ddp.world_size()
     rows = slice(rank * GLOBAL_BATCH // n, (rank + 1) * GLOBAL_BATCH // n)
     local_x = {k: v[rows] for k, v in x.items()}
     out = {}
-    for (loss, tile, labels), weights in zip(CASES, initial):
+    for i, ((loss, tile, labels), weights) in enumerate(zip(CASES, initial)):
         y = LABELS[rows] if labels else None
         for kind in ("global", "local"):
-            identity = mock.patch.object(collectives, "all_gather", lambda t: t)
-            with identity if kind == "local" else contextlib.nullcontext():
+            if kind == "local":
+                patch = mock.patch.object(collectives, "all_gather", lambda t: t)
+            elif i == 1:  # the fallback for torch without functional collectives
+                patch = mock.patch.object(torch_ddp, "_all_gather_single", None)
+                warnings.simplefilter("ignore", FutureWarning)  # deprecated there
+            else:
+                patch = contextlib.nullcontext()
+            with patch:
                 model = _clip(loss, tile)
                 model.set_weights(weights)
                 model.compile(optimizer=keras.optimizers.SGD(LR))
@@ -168,6 +179,21 @@ class TorchDDPTest(TestCase):
             dist.destroy_process_group()
         missing = [path for key, path in variables.items() if key not in registered]
         self.assertEqual(missing, [])
+
+    def test_bad_arguments_and_missing_setup_raise_value_errors(self):
+        from keras_mm.distribute import torch_ddp
+
+        with self.assertRaisesRegex(ValueError, "nprocs.*Received: nprocs=0"):
+            torch_ddp.launch(_describe, 0)
+        with self.assertRaisesRegex(ValueError, "timeout.*Received: timeout=-1"):
+            torch_ddp.launch(_describe, 1, timeout=-1)
+        env = {k: v for k, v in os.environ.items() if k not in torch_ddp.ENV_KEYS}
+        with mock.patch.dict(os.environ, env, clear=True):
+            with self.assertRaisesRegex(ValueError, "torchrun.*RANK"):
+                torch_ddp.init_from_env()
+        with self.assertRaisesRegex(ValueError, "process group"):
+            with torch_ddp.data_parallel(keras.Sequential([keras.layers.Dense(1)])):
+                pass
 
     def test_failing_child_ends_the_launch(self):
         from keras_mm.distribute import torch_ddp
