@@ -5,6 +5,7 @@ from keras import ops
 from keras_mm.api_export import keras_mm_export
 from keras_mm.data._text import check_vocabulary
 from keras_mm.data.encode_texts import encode_texts
+from keras_mm.distribute import collectives
 from keras_mm.layers import ContrastiveLogits, ProjectionHead
 from keras_mm.losses import (
     clip_loss,
@@ -246,12 +247,21 @@ class CLIP(MultimodalModel):
 
     # ------------------------------------------------------------------ loss
     def loss_terms(self, x, y=None, y_pred=None, training=False):
-        """The contrastive loss; `y`: None or `(batch,)` group ids."""
+        """The contrastive loss; `y`: None or `(batch,)` group ids.
+
+        Data-parallel replicas first gather every replica's embeddings and
+        labels (`keras_mm.distribute.collectives.all_gather`): the loss of
+        the global batch, with its negatives (docs/distributed.md).
+        """
+        image_embeddings = collectives.all_gather(y_pred["image_embeddings"])
+        text_embeddings = collectives.all_gather(y_pred["text_embeddings"])
+        if y is not None:
+            y = keras.tree.map_structure(collectives.all_gather, y)
         loss = embedding_contrastive_loss(
             self.loss_name,
             self.logits_head,
-            y_pred["image_embeddings"],
-            y_pred["text_embeddings"],
+            image_embeddings,
+            text_embeddings,
             labels=y,
             tile_size=self.tile_size,
         )

@@ -1,0 +1,12 @@
+"""Data-parallel training with global negatives, on each backend's own engine.
+
+`collectives` holds the backend-neutral calls the models make (`all_gather`,
+`replica_count`); `torch_ddp` runs `model.fit` under
+`torch.nn.parallel.DistributedDataParallel` (docs/distributed.md). Backend
+modules are imported lazily, so importing this package imports no engine.
+"""
+
+from keras_mm.distribute import collectives
+from keras_mm.distribute.collectives import all_gather, replica_count
+
+__all__ = ["all_gather", "collectives", "replica_count"]
