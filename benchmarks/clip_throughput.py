@@ -1,25 +1,39 @@
-"""Training throughput: keras_mm CLIP vs keras-hub CLIPBackbone (vs open_clip).
+"""Training throughput: keras_mm CLIP vs keras-hub CLIPBackbone vs open_clip.
 
-Run by hand (not in CI), once per backend:
+Run by hand (not in CI), once per backend and configuration:
 
-    KERAS_BACKEND=jax python benchmarks/clip_throughput.py --open-clip
-    KERAS_BACKEND=torch python benchmarks/clip_throughput.py --open-clip
+    KERAS_BACKEND=jax python benchmarks/clip_throughput.py --config small
+    KERAS_BACKEND=torch python benchmarks/clip_throughput.py --config tiny
 
-`--open-clip` also trains open_clip's `CLIP` (torch, its default thread count) in
-the same process, on any backend.
+open_clip's `CLIP` trains in the same process, on any backend (`--no-open-clip`
+leaves it out), once per torch thread count of `--open-clip-threads` (default
+1 and 2). On a loaded machine torch's OpenMP threads wait on each other, and a
+single thread can be several times faster than two; the ratio compares with
+open_clip's fastest setting. The keras models keep torch's default threads.
 
-Identical configuration for every model (issue 7): ViT 32 px, patch 8, width 128,
-2 layers, 4 heads, MLP 512; text context 16, vocab 1,000, width 128, 2 layers,
-4 heads, MLP 512; embed 64; batch 64; AdamW (lr 1e-4); the same loss
+Identical configuration for every model (`benchmarks/clip_models.py`):
+`--config tiny` (issue 7): ViT 32 px, patch 8, width 128, 2 layers, 4 heads,
+MLP 512; text context 16, vocab 1,000, width 128, 2 layers; embed 64; batch 64.
+`--config small` (issue 18): ViT 64 px, patch 8 (65 tokens), width 256, 4
+layers, 4 heads, MLP 1,024; text context 32, vocab 8,192, width 256, 4 layers,
+causal; embed 256; batch 128. AdamW (lr 1e-4); the same loss
 (`keras_mm.losses.clip_loss` on the scaled logits; open_clip's own `ClipLoss`,
 which is the same equation). Parameter counts are printed to show the sizes
 match. Throughput is samples/s over `--steps` timed steps after `--warmup`
 steps (the first includes compilation), in `--rounds` rounds that alternate
 between the models; the table gives each model's median round. keras models
-train with `fit`.
+train with `fit`. The last line is `ratios: keras_mm/open_clip=X
+keras_mm/keras_hub=Y` of the medians.
+
+`--dtype mixed_bfloat16` trains the keras models under that policy and open_clip
+under `torch.autocast("cpu", torch.bfloat16)` (the same precision for all);
+`--jit-compile` and `--steps-per-execution` are passed to every keras
+`compile`. These are for profiling; the tables in RESULTS.md use the defaults
+unless they say otherwise.
 """
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -28,94 +42,24 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-CFG = dict(
-    image=32, patch=8, width=128, layers=2, heads=4, mlp=512, context=16, vocab=1000
-)
-EMBED, BATCH = 64, 64
+import clip_models  # noqa: E402
 
-
-def data(steps):
-    rng = np.random.default_rng(0)
-    n = BATCH * steps
-    images = rng.uniform(size=(n, CFG["image"], CFG["image"], 3)).astype("float32")
-    tokens = rng.integers(1, CFG["vocab"], size=(n, CFG["context"])).astype("int32")
-    return images, tokens
+# (steps, warmup, rounds) when not given: the small configuration's steps take
+# seconds on 2 cores.
+DEFAULT_STEPS = {"tiny": (20, 3, 5), "small": (6, 2, 3)}
 
 
-def keras_mm_clip():
-    from keras_mm.encoders import ImageEncoder, TextEncoder
-    from keras_mm.models import CLIP
-
-    image = ImageEncoder(
-        image_shape=(CFG["image"], CFG["image"], 3),
-        patch_size=CFG["patch"],
-        hidden_dim=CFG["width"],
-        num_layers=CFG["layers"],
-        num_heads=CFG["heads"],
-        intermediate_dim=CFG["mlp"],
-        activation="quick_gelu",
-        layer_norm_epsilon=1e-5,
-    )
-    text = TextEncoder(
-        vocabulary_size=CFG["vocab"],
-        max_sequence_length=CFG["context"],
-        hidden_dim=CFG["width"],
-        num_layers=CFG["layers"],
-        num_heads=CFG["heads"],
-        intermediate_dim=CFG["mlp"],
-        activation="quick_gelu",
-        layer_norm_epsilon=1e-5,
-        causal=True,
-        pooling="last",
-    )
-    return CLIP(image, text, embed_dim=EMBED, loss="clip")
-
-
-def keras_hub_clip():
-    import keras
-    import keras_hub
-
-    from keras_mm.losses import clip_loss
-
-    vision = keras_hub.models.CLIPVisionEncoder(
-        patch_size=CFG["patch"],
-        hidden_dim=CFG["width"],
-        num_layers=CFG["layers"],
-        num_heads=CFG["heads"],
-        intermediate_dim=CFG["mlp"],
-        image_shape=(CFG["image"], CFG["image"], 3),
-    )
-    text = keras_hub.models.CLIPTextEncoder(
-        vocabulary_size=CFG["vocab"],
-        embedding_dim=CFG["width"],
-        hidden_dim=CFG["width"],
-        num_layers=CFG["layers"],
-        num_heads=CFG["heads"],
-        intermediate_dim=CFG["mlp"],
-        max_sequence_length=CFG["context"],
-    )
-    backbone = keras_hub.models.CLIPBackbone(vision, text, projection_dim=EMBED)
-
-    class HubCLIP(keras.Model):
-        """CLIPBackbone trained with keras_mm's clip_loss on its logits."""
-
-        def __init__(self):
-            inputs = dict(backbone.input)
-            outputs = backbone(inputs)["vision_logits"]
-            super().__init__(inputs, outputs)
-
-        def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, **kw):
-            return clip_loss(y_pred)
-
-    return HubCLIP(), backbone
-
-
-def keras_runner(model, inputs, args):
+def keras_runner(model, inputs, batch, args):
     """Compile `model`; return a function that trains one round, giving samples/s."""
     import keras
 
-    model.compile(optimizer=keras.optimizers.AdamW(1e-4))
+    model.compile(
+        optimizer=keras.optimizers.AdamW(1e-4),
+        jit_compile=args.jit_compile,
+        steps_per_execution=args.steps_per_execution,
+    )
     marks = []
 
     class Clock(keras.callbacks.Callback):
@@ -126,138 +70,125 @@ def keras_runner(model, inputs, args):
         marks.clear()
         model.fit(
             inputs,
-            batch_size=BATCH,
+            batch_size=batch,
             epochs=1,
             shuffle=False,
             verbose=0,
             callbacks=[Clock()],
         )
-        return rate(marks, args.warmup)
+        # One mark per execution of `steps_per_execution` steps.
+        warmup = max(1, -(-args.warmup // args.steps_per_execution))
+        return rate(marks, warmup, batch * args.steps_per_execution)
 
     return run_round
 
 
-def rate(marks, warmup):
-    """Samples/s between the end of step `warmup` and the end of the last step."""
+def rate(marks, warmup, samples_per_mark):
+    """Samples/s between mark `warmup` and the last mark."""
     timed = marks[warmup - 1 :]
-    return BATCH * (len(timed) - 1) / (timed[-1] - timed[0])
+    return samples_per_mark * (len(timed) - 1) / (timed[-1] - timed[0])
 
 
-def open_clip_runner(images, tokens, args):
+def open_clip_runner(cfg, images, tokens, args):
     """open_clip's CLIP + ClipLoss + AdamW: (params, function training one round)."""
-    import types
-
-    class _Any:  # open_clip imports torchvision only for transforms/utils
-        def __init__(self, *a, **k):
-            pass
-
-        def __getattr__(self, name):
-            return _Any()
-
-        def __call__(self, *a, **k):
-            return _Any()
-
-        def __mro_entries__(self, bases):  # `class X(torchvision.Thing)`
-            return (object,)
-
-    def _stub_attribute(attr):
-        if attr.startswith("__"):  # `inspect` asks modules for `__file__`
-            raise AttributeError(attr)
-        return _Any()
-
-    names = (
-        "torchvision",
-        "torchvision.transforms",
-        "torchvision.transforms.functional",
-        "torchvision.ops",
-        "torchvision.ops.misc",
-    )
-    for name in names:
-        module = types.ModuleType(name)
-        module.__getattr__ = _stub_attribute
-        sys.modules.setdefault(name, module)
-    for name in names[1:]:  # `import a.b.c as F` looks up attributes
-        parent, child = name.rsplit(".", 1)
-        setattr(sys.modules[parent], child, sys.modules[name])
-    sys.modules.setdefault("transformers", None)  # open_clip's HF towers: unused
-    import open_clip
     import torch
-    from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
 
-    vision = CLIPVisionCfg(
-        layers=CFG["layers"],
-        width=CFG["width"],
-        head_width=CFG["width"] // CFG["heads"],
-        mlp_ratio=CFG["mlp"] / CFG["width"],
-        patch_size=CFG["patch"],
-        image_size=CFG["image"],
-    )
-    text = CLIPTextCfg(
-        context_length=CFG["context"],
-        vocab_size=CFG["vocab"],
-        width=CFG["width"],
-        heads=CFG["heads"],
-        layers=CFG["layers"],
-        mlp_ratio=CFG["mlp"] / CFG["width"],
-    )
-    model = CLIP(EMBED, vision, text, quick_gelu=True, output_dict=True)
+    open_clip = clip_models.import_open_clip()
+    model = clip_models.open_clip_model(cfg)
     loss_fn = open_clip.ClipLoss()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    params = sum(p.numel() for p in model.parameters())
     im = torch.tensor(images).permute(0, 3, 1, 2).contiguous()
     tk = torch.tensor(tokens).long()
+    batch = cfg["batch"]
+
+    def precision():
+        if args.dtype == "mixed_bfloat16":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     def run_round():
         marks = []
         for i in range(args.warmup + args.steps):
-            sl = slice(i * BATCH, (i + 1) * BATCH)
-            out = model(im[sl], tk[sl])
-            features = (out["image_features"], out["text_features"])
-            loss = loss_fn(*features, out["logit_scale"])
+            sl = slice(i * batch, (i + 1) * batch)
+            with precision():
+                out = model(im[sl], tk[sl])
+                features = (out["image_features"], out["text_features"])
+                loss = loss_fn(*features, out["logit_scale"])
             opt.zero_grad()
             loss.backward()
             opt.step()
             marks.append(time.perf_counter())
-        return rate(marks, args.warmup)
+        return rate(marks, args.warmup, batch)
 
-    return params, run_round
+    return clip_models.count_torch_params(model), run_round
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--config", choices=sorted(clip_models.CONFIGS), default="tiny")
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--warmup", type=int, default=None)
+    p.add_argument("--rounds", type=int, default=None)
+    p.add_argument("--open-clip", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--open-clip-threads", default="1,2")
+    p.add_argument(
+        "--torch-threads",
+        type=int,
+        default=None,
+        help="torch threads of the keras models on the torch backend",
+    )
+    p.add_argument("--dtype", default=None, help="e.g. mixed_bfloat16")
+    p.add_argument("--jit-compile", default="auto")
+    p.add_argument("--steps-per-execution", type=int, default=1)
+    args = p.parse_args()
+    steps, warmup, rounds = DEFAULT_STEPS[args.config]
+    args.steps = steps if args.steps is None else args.steps
+    args.warmup = warmup if args.warmup is None else args.warmup
+    args.rounds = rounds if args.rounds is None else args.rounds
+    if args.jit_compile != "auto":
+        args.jit_compile = args.jit_compile.lower() in ("1", "true", "yes")
+    # Whole executions only, so every timed mark covers the same steps.
+    spe = args.steps_per_execution
+    args.warmup = -(-args.warmup // spe) * spe
+    args.steps = -(-args.steps // spe) * spe
+    return args
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--open-clip", action="store_true")
-    args = p.parse_args()
-    if args.open_clip:
+    args = parse_args()
+    cfg = clip_models.CONFIGS[args.config]
+    batch = cfg["batch"]
+    if args.open_clip or args.torch_threads:
         import torch  # before TensorFlow (see STYLE.md)
 
+        if args.torch_threads:
+            torch.set_num_threads(args.torch_threads)
         print(f"torch threads: {torch.get_num_threads()}")
     import keras
 
     backend = keras.backend.backend()
-    images, tokens = data(args.warmup + args.steps)
+    print(f"load before: {clip_models.uptime()}", flush=True)
+    images, tokens = clip_models.data(cfg, batch * (args.warmup + args.steps))
 
-    mm = keras_mm_clip()
-    mm_inputs = {
-        "images": images,
-        "token_ids": tokens,
-        "padding_mask": np.ones_like(tokens, "bool"),
-    }
-    mm_inputs = {k: v for k, v in mm_inputs.items() if k in mm.input}
-    hub, backbone = keras_hub_clip()
+    mm = clip_models.keras_mm_clip(cfg, args.dtype)
+    mm_inputs = clip_models.keras_mm_inputs(mm, images, tokens)
+    hub, backbone = clip_models.keras_hub_clip(cfg, args.dtype)
     hub_inputs = {"images": images, "token_ids": tokens}
     models = [
-        ("keras_mm CLIP", mm.count_params(), keras_runner(mm, mm_inputs, args)),
+        ("keras_mm CLIP", mm.count_params(), keras_runner(mm, mm_inputs, batch, args)),
         (
             "keras-hub CLIPBackbone",
             backbone.count_params(),
-            keras_runner(hub, hub_inputs, args),
+            keras_runner(hub, hub_inputs, batch, args),
         ),
     ]
     if args.open_clip:
-        models.append(("open_clip CLIP", *open_clip_runner(images, tokens, args)))
+        params, runner = open_clip_runner(cfg, images, tokens, args)
+        for threads in clip_models.parse_threads(args.open_clip_threads):
+            name = clip_models.open_clip_name(threads)
+            models.append(
+                (name, params, clip_models.with_torch_threads(threads, runner))
+            )
     # Rounds alternate between the models, so a change in the machine's load
     # during the run reaches every model alike; each round's first steps (the
     # first round's include compilation) are not timed.
@@ -266,16 +197,28 @@ def main():
         for name, _, run_round in models:
             speeds[name].append(run_round())
     median = {name: float(np.median(v)) for name, v in speeds.items()}
-    print(f"\nbackend={backend} batch={BATCH} steps={args.steps} rounds={args.rounds}")
+    print(
+        f"\nconfig={args.config} backend={backend} batch={batch} "
+        f"steps={args.steps} warmup={args.warmup} rounds={args.rounds} "
+        f"dtype={args.dtype or 'float32'} jit_compile={args.jit_compile} "
+        f"steps_per_execution={args.steps_per_execution}"
+    )
     print("| model | params | samples/s (median) | rounds | keras_mm / model |")
     print("|---|---|---|---|---|")
     ours = median["keras_mm CLIP"]
     for name, params, _ in models:
-        rounds = ", ".join(f"{v:.0f}" for v in speeds[name])
+        rounds = ", ".join(f"{v:.1f}" for v in speeds[name])
         print(
             f"| {name} | {params:,} | {median[name]:.1f} | {rounds} | "
             f"{ours / median[name]:.2f} |"
         )
+    print(f"load after: {clip_models.uptime()}")
+    oc = [v for name, v in median.items() if name.startswith("open_clip")]
+    oc = f"{ours / max(oc):.2f}" if oc else "n/a"
+    print(
+        f"ratios: keras_mm/open_clip={oc} "
+        f"keras_mm/keras_hub={ours / median['keras-hub CLIPBackbone']:.2f}"
+    )
 
 
 if __name__ == "__main__":

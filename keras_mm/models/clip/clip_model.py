@@ -338,10 +338,31 @@ class CLIP(MultimodalModel):
             )
         return {k: text[k] for k in self.text_input_keys}
 
+    def _encode_tower(self, output_key):
+        """The tower `encode_*` predicts with, built once per model.
+
+        A new tower per call would compile a new predict function per call (on
+        JAX and TensorFlow, most of an encode call's time for a few batches).
+        The dict is kept out of Keras' (and torch's) attribute tracking: the
+        tower shares this model's layers and is not part of its state.
+        """
+        towers = self.__dict__.get("_encode_towers")
+        if towers is None:
+            towers = {}
+            object.__setattr__(self, "_encode_towers", towers)
+        if output_key not in towers:
+            towers[output_key] = (
+                self.image_tower()
+                if output_key == "image_embeddings"
+                else self.text_tower()
+            )
+        return towers[output_key]
+
     def encode_image(self, images, batch_size=256):
         """Unit-norm image embeddings `(N, embed_dim)` as a NumPy array."""
         images = self.check_input("images", images)
-        return self._predict_with(self.image_tower(), images, batch_size)
+        tower = self._encode_tower("image_embeddings")
+        return self._predict_with(tower, images, batch_size)
 
     def encode_text(self, text, batch_size=256):
         """Unit-norm text embeddings `(N, embed_dim)` as a NumPy array.
@@ -351,7 +372,8 @@ class CLIP(MultimodalModel):
         a list of str when the model has a `vocabulary`.
         """
         text = {k: self.check_input(k, v) for k, v in self._text_dict(text).items()}
-        return self._predict_with(self.text_tower(), text, batch_size)
+        tower = self._encode_tower("text_embeddings")
+        return self._predict_with(tower, text, batch_size)
 
     # ---------------------------------------------------------------- zero-shot
     def build_zero_shot_weights(self, prompts, batch_size=256):
