@@ -2,7 +2,8 @@
 
 `collectives` holds the backend-neutral calls the models make (`all_gather`,
 `replica_count`); `torch_ddp` runs `model.fit` under
-`torch.nn.parallel.DistributedDataParallel` (docs/distributed.md). Backend
+`torch.nn.parallel.DistributedDataParallel`; `jax_processes` sets up JAX host
+devices and multi-process `keras.distribution` (docs/distributed.md). Backend
 modules are imported lazily, so importing this package imports no engine.
 """
 
