@@ -5,6 +5,7 @@ from keras import ops
 from keras_mm.api_export import keras_mm_export
 from keras_mm.data._text import check_vocabulary
 from keras_mm.data.encode_texts import encode_texts
+from keras_mm.distribute.collectives import all_gather
 from keras_mm.layers import ContrastiveLogits, ProjectionHead
 from keras_mm.losses import (
     clip_loss,
@@ -246,12 +247,19 @@ class CLIP(MultimodalModel):
 
     # ------------------------------------------------------------------ loss
     def loss_terms(self, x, y=None, y_pred=None, training=False):
-        """The contrastive loss; `y`: None or `(batch,)` group ids."""
+        """The contrastive loss; `y`: None or `(batch,)` group ids.
+
+        Under data parallelism (a `tf.distribute` strategy, torch DDP) the
+        embeddings and labels of every replica are gathered first, so the
+        negatives are the global batch's (docs/distributed.md).
+        """
+        if y is not None:
+            y = keras.tree.map_structure(all_gather, y)
         loss = embedding_contrastive_loss(
             self.loss_name,
             self.logits_head,
-            y_pred["image_embeddings"],
-            y_pred["text_embeddings"],
+            all_gather(y_pred["image_embeddings"]),
+            all_gather(y_pred["text_embeddings"]),
             labels=y,
             tile_size=self.tile_size,
         )
