@@ -116,7 +116,8 @@ def check_batch_size(owner, minimum, x, batch_size):
 
     Arrays (a dict of them), a `tf.data.Dataset` (its static batch size, else
     its first batch) or a `keras.utils.PyDataset` (its first batch); other
-    inputs are not checked. A later, smaller last batch is allowed.
+    inputs (e.g. a `tf.distribute` dataset of per-replica batches) are not
+    checked. A later, smaller last batch is allowed.
     """
     if minimum < 2 or x is None:
         return
@@ -128,8 +129,8 @@ def check_batch_size(owner, minimum, x, batch_size):
     elif hasattr(x, "element_spec"):  # tf.data.Dataset
         first = x.element_spec
         first = first[0] if isinstance(first, tuple) else first
-        shape = keras.tree.flatten(first)[0].shape
-        if len(shape) == 0:  # not batched: Keras will say so
+        shape = getattr(keras.tree.flatten(first)[0], "shape", None)
+        if shape is None or len(shape) == 0:  # distributed, or not batched
             return
         dim = shape[0]
         if dim is None:

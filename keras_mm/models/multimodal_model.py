@@ -6,6 +6,8 @@ import numpy as np
 from keras import ops
 
 from keras_mm.api_export import keras_mm_export
+from keras_mm.distribute.collectives import scale_loss_for_replicas
+from keras_mm.distribute.tf_strategy import first_replica_values, reducible_logs
 from keras_mm.models._jax_state import keep_state_on_error
 from keras_mm.models.model_utils import check_array, check_batch_size
 
@@ -212,6 +214,22 @@ class MultimodalModel(keras.Model):
         with keep_state_on_error(self):
             return super().fit(x, y, *args, **kwargs)
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras' TF trainer averages the first distributed batch over the
+        # replicas only for its shapes, which fails under a multi-worker
+        # strategy (keras_mm.distribute.tf_strategy): use the first local slice.
+        strategy = getattr(self, "_distribute_strategy", None)
+        if iterator is not None and strategy is not None:
+            for _, _, batches in iterator:
+                data_batch = first_replica_values(next(batches), strategy)
+                break
+            iterator = None
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        # The logs of each train/test step (keras_mm.distribute.tf_strategy).
+        return reducible_logs(super().compute_metrics(x, y, y_pred, sample_weight))
+
     def evaluate(self, x=None, y=None, *args, **kwargs):
         self._check_array_inputs(x)
         self._check_batch_size(x, kwargs.get("batch_size", args[0] if args else None))
@@ -291,7 +309,9 @@ class MultimodalModel(keras.Model):
         for term, value in terms.items():
             if term in self._term_trackers:
                 self._term_trackers[term].update_state(value)
-        return total
+        # Keras' TF trainer sums the replicas' gradients: divide by their number,
+        # as its built-in losses do (keras_mm.distribute.scale_loss_for_replicas).
+        return scale_loss_for_replicas(total)
 
     def evaluate_loss_terms(self, x, y=None):
         """Python floats of every loss term on one batch `x` (inference mode)."""

@@ -1,4 +1,4 @@
-"""Worker for global_negatives_test.py: run as `python -m ... {jax,tensorflow}`.
+"""Worker for global_negatives_test.py: run as `python -m ... jax KIND TILE`.
 
 Prints one JSON line. The environment (KERAS_BACKEND, XLA_FLAGS) is set by the
 test before Python starts, since both must be fixed before keras imports.
@@ -80,61 +80,6 @@ def run_jax(kind, tile_size):
     return {"devices": len(devices), "single": single, "dist": dist}
 
 
-def run_tensorflow(kind, tile_size):
-    import tensorflow as tf
-
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration()] * 2
-    )
-    import keras
-
-    images, texts = data()
-
-    def one_step(strategy):
-        with strategy.scope():
-            model, head = build(keras)
-        variables = model.trainable_variables + head.trainable_variables
-        n = strategy.num_replicas_in_sync
-
-        def replica_step(im, tx):
-            ctx = tf.distribute.get_replica_context()
-            with tf.GradientTape() as tape:
-                x, y = model({"images": im, "texts": tx})
-                # Global negatives: every replica sees every replica's embeddings.
-                x = ctx.all_gather(x, axis=0)
-                y = ctx.all_gather(y, axis=0)
-                loss = loss_of(kind, head, x, y, tile_size)
-                # Each replica computes the same global loss; the all_gather
-                # gradient sums the replicas' upstream, so divide by n.
-                scaled = loss / n
-            return loss, tape.gradient(scaled, variables)
-
-        def shard(array):
-            per = B // n
-            return strategy.experimental_distribute_values_from_function(
-                lambda c: array[c.replica_id_in_sync_group * per :][:per]
-            )
-
-        @tf.function
-        def step(im, tx):
-            loss, grads = strategy.run(replica_step, args=(im, tx))
-            loss = strategy.reduce("MEAN", loss, axis=None)
-            for v, g in zip(variables, grads):
-                if g is not None:  # CLIP leaves the head's bias unused
-                    v.assign_sub(LR * strategy.reduce("SUM", g, axis=None))
-            return loss
-
-        loss = float(step(shard(images), shard(texts)))
-        weights = [v.numpy().tolist() for v in variables]
-        return loss, weights
-
-    devices = [d.name for d in tf.config.list_logical_devices("CPU")]
-    single = one_step(tf.distribute.OneDeviceStrategy(devices[0]))
-    dist = one_step(tf.distribute.MirroredStrategy(devices))
-    return {"devices": len(devices), "single": single, "dist": dist}
-
-
 def local_negatives_loss(kind, shards):
     """Mean of per-shard losses at the initial weights (the weaker loss)."""
     import keras
@@ -157,7 +102,6 @@ def local_negatives_loss(kind, shards):
 if __name__ == "__main__":
     backend, kind, tile = sys.argv[1], sys.argv[2], sys.argv[3]
     tile = None if tile == "none" else int(tile)
-    run = run_jax if backend == "jax" else run_tensorflow
-    result = run(kind, tile)
+    result = run_jax(kind, tile)
     result["local"] = local_negatives_loss(kind, result["devices"])
     print("RESULT " + json.dumps(result))
