@@ -7,11 +7,10 @@ devices and multi-process `keras.distribution` (docs/distributed.md). Backend
 modules are imported lazily, so importing this package imports no engine.
 """
 
-from keras_mm.distribute import collectives
 from keras_mm.distribute.collectives import (
     all_gather,
     replica_count,
     scale_loss_for_replicas,
 )
 
-__all__ = ["all_gather", "collectives", "replica_count", "scale_loss_for_replicas"]
+__all__ = ["all_gather", "replica_count", "scale_loss_for_replicas"]
