@@ -25,12 +25,15 @@ import pytest
 
 from tests.distribute import tensorflow_strategy_worker as worker
 
-pytestmark = pytest.mark.skipif(
-    keras.backend.backend() != "tensorflow", reason="tf.distribute: TensorFlow only"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        keras.backend.backend() != "tensorflow", reason="tf.distribute: TensorFlow only"
+    ),
+    pytest.mark.large,
+]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TIMEOUT = 240  # seconds for a whole launch; every process is killed after it
+TIMEOUT = 300  # seconds for a whole launch; every process is killed after it
 
 
 def free_ports(count):
@@ -64,50 +67,57 @@ def worker_env(tf_config=None):
 
 
 def launch(mode, envs, timeout=TIMEOUT):
-    """Run one worker process per env; return their RESULT dicts.
+    """Run one worker process per env at once; return their RESULT dicts.
 
-    Each process gets its own session (process group), which is killed on
-    timeout, on failure and on success, so nothing outlives the test.
+    Each process runs in its own session (process group). When one fails, or
+    after `timeout` seconds, the groups still running are killed: nothing
+    outlives the call and a lost peer cannot hang the test.
     """
     command = [sys.executable, "-m", "tests.distribute.tensorflow_strategy_worker"]
+    procs, killed = [], set()
     with tempfile.TemporaryDirectory() as tmp:
         logs = [open(os.path.join(tmp, f"{i}.log"), "w+") for i in range(len(envs))]
-        procs = [
-            subprocess.Popen(
-                command + [mode],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            for env, log in zip(envs, logs)
-        ]
-        deadline = time.monotonic() + timeout
         try:
+            for env, log in zip(envs, logs):
+                procs.append(
+                    subprocess.Popen(
+                        command + [mode],
+                        cwd=ROOT,
+                        env=env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+                )
+            deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 codes = [p.poll() for p in procs]
                 if all(c is not None for c in codes) or any(c for c in codes):
-                    break  # all done, or one failed (the others would hang)
+                    break  # all done, or one failed (its peers would wait)
                 time.sleep(0.2)
         finally:
-            for p in procs:
+            for i, p in enumerate(procs):
                 if p.poll() is None:
                     os.killpg(p.pid, signal.SIGKILL)
+                    killed.add(i)
                 p.wait()
         outputs = []
         for log in logs:
             log.seek(0)
             outputs.append(log.read())
             log.close()
+    failed = [i for i, p in enumerate(procs) if p.returncode and i not in killed]
+    if failed or killed:
+        i = failed[0] if failed else min(killed)
+        why = f"ended with code {procs[i].returncode}" if failed else "timed out"
+        raise AssertionError(
+            f"{mode} worker {i} {why} (limit {timeout} s):\n{outputs[i][-4000:]}"
+        )
     results = []
-    for p, out in zip(procs, outputs):
+    for out in outputs:
         lines = [x for x in out.splitlines() if x.startswith("RESULT ")]
-        if p.returncode or not lines:
-            raise AssertionError(
-                f"{mode} worker ended with code {p.returncode} (timeout {timeout} s):"
-                f"\n{out[-4000:]}"
-            )
+        if not lines:
+            raise AssertionError(f"{mode} worker printed no RESULT:\n{out[-4000:]}")
         results.append(json.loads(lines[-1][len("RESULT ") :]))
     return results
 
