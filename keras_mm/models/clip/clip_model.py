@@ -250,16 +250,21 @@ class CLIP(MultimodalModel):
         """The contrastive loss; `y`: None or `(batch,)` group ids.
 
         Under data parallelism (a `tf.distribute` strategy, torch DDP) the
-        embeddings and labels of every replica are gathered first, so the
-        negatives are the global batch's (docs/distributed.md).
+        embeddings (in float32, as the loss uses them) and labels of every
+        replica are gathered first, so the negatives are the global batch's
+        (docs/distributed.md).
         """
         if y is not None:
             y = keras.tree.map_structure(all_gather, y)
+        x_image, x_text = (
+            all_gather(ops.cast(y_pred[key], "float32"))
+            for key in ("image_embeddings", "text_embeddings")
+        )
         loss = embedding_contrastive_loss(
             self.loss_name,
             self.logits_head,
-            all_gather(y_pred["image_embeddings"]),
-            all_gather(y_pred["text_embeddings"]),
+            x_image,
+            x_text,
             labels=y,
             tile_size=self.tile_size,
         )
