@@ -4,9 +4,10 @@ One SGD step with 2 replicas (`MirroredStrategy` over 2 logical CPUs;
 `MultiWorkerMirroredStrategy` with 2 processes on 127.0.0.1) must give the
 logged loss and the updated weights of one device holding the whole global
 batch, to 1e-5, for the clip and siglip losses, naive and tiled (with group
-labels in two cases). The strategies run in subprocesses
-(tensorflow_strategy_worker.py), since the device split and the cluster must
-be fixed before TensorFlow starts; the single-device reference runs here.
+labels in two cases). The strategies run in 3 processes forked at once from one
+subprocess (tensorflow_strategy_worker.py), since the device split and the
+cluster must be fixed before TensorFlow starts; the single-device reference
+runs here.
 TensorFlow only: on the other backends the module is skipped at collection.
 """
 
@@ -17,7 +18,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 
 import keras
 import numpy as np
@@ -25,12 +25,15 @@ import pytest
 
 from tests.distribute import tensorflow_strategy_worker as worker
 
-pytestmark = pytest.mark.skipif(
-    keras.backend.backend() != "tensorflow", reason="tf.distribute: TensorFlow only"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        keras.backend.backend() != "tensorflow", reason="tf.distribute: TensorFlow only"
+    ),
+    pytest.mark.large,
+]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TIMEOUT = 240  # seconds for a whole launch; every process is killed after it
+TIMEOUT = 300  # seconds for a whole launch; every process is killed after it
 
 
 def free_ports(count):
@@ -45,10 +48,9 @@ def free_ports(count):
             s.close()
 
 
-def worker_env(tf_config=None):
-    env = {
-        k: v for k, v in os.environ.items() if "proxy" not in k.lower()
-    }  # gRPC would route 127.0.0.1 through a proxy
+def worker_env():
+    # No proxy settings: gRPC would send the workers' 127.0.0.1 traffic there.
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
     env.update(
         KERAS_BACKEND="tensorflow",
         TF_CPP_MIN_LOG_LEVEL="3",
@@ -58,57 +60,58 @@ def worker_env(tf_config=None):
         TF_NUM_INTEROP_THREADS="2",
         PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
     )
-    if tf_config is not None:
-        env["TF_CONFIG"] = json.dumps(tf_config)
+    env.pop("TF_CONFIG", None)
     return env
 
 
-def launch(mode, envs, timeout=TIMEOUT):
-    """Run one worker process per env; return their RESULT dicts.
+def read(path):
+    if not os.path.exists(path):
+        return ""
+    with open(path) as f:
+        return f.read()
 
-    Each process gets its own session (process group), which is killed on
-    timeout, on failure and on success, so nothing outlives the test.
+
+def launch(timeout=TIMEOUT):
+    """Run the worker's 3 runs (`worker.ROLES`); return their RESULT dicts.
+
+    The worker runs in its own session (process group) with its forked runs,
+    and the whole group is killed after `timeout` seconds: nothing outlives
+    the call, and a lost peer cannot hang the test.
     """
     command = [sys.executable, "-m", "tests.distribute.tensorflow_strategy_worker"]
     with tempfile.TemporaryDirectory() as tmp:
-        logs = [open(os.path.join(tmp, f"{i}.log"), "w+") for i in range(len(envs))]
-        procs = [
-            subprocess.Popen(
-                command + [mode],
+        ports = [str(port) for port in free_ports(2)]
+        with open(os.path.join(tmp, "main.log"), "w+") as log:
+            proc = subprocess.Popen(
+                command + ["all", tmp, *ports],
                 cwd=ROOT,
-                env=env,
+                env=worker_env(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-            for env, log in zip(envs, logs)
-        ]
-        deadline = time.monotonic() + timeout
-        try:
-            while time.monotonic() < deadline:
-                codes = [p.poll() for p in procs]
-                if all(c is not None for c in codes) or any(c for c in codes):
-                    break  # all done, or one failed (the others would hang)
-                time.sleep(0.2)
-        finally:
-            for p in procs:
-                if p.poll() is None:
-                    os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
-        outputs = []
-        for log in logs:
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                pass
+            finally:
+                if proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
             log.seek(0)
-            outputs.append(log.read())
-            log.close()
-    results = []
-    for p, out in zip(procs, outputs):
-        lines = [x for x in out.splitlines() if x.startswith("RESULT ")]
-        if p.returncode or not lines:
-            raise AssertionError(
-                f"{mode} worker ended with code {p.returncode} (timeout {timeout} s):"
-                f"\n{out[-4000:]}"
-            )
-        results.append(json.loads(lines[-1][len("RESULT ") :]))
+            outputs = {"main": log.read()}
+        for role in worker.ROLES:
+            outputs[role] = read(os.path.join(tmp, f"{role}.log"))
+    results = {}
+    for role in worker.ROLES:
+        lines = [x for x in outputs[role].splitlines() if x.startswith("RESULT ")]
+        if lines:
+            results[role] = json.loads(lines[-1][len("RESULT ") :])
+    if proc.returncode or len(results) < len(worker.ROLES):
+        failed = [x[7:] for x in outputs["main"].splitlines() if x[:7] == "FAILED "]
+        why = "failed" if failed else f"timed out ({timeout} s)"
+        role = (failed or [r for r in worker.ROLES if r not in results] or ["main"])[0]
+        raise AssertionError(f"the {role} run {why}:\n{outputs[role][-4000:]}")
     return results
 
 
@@ -126,9 +129,8 @@ def reference():
 
 
 @pytest.fixture(scope="module")
-def mirrored():
-    (result,) = launch("mirrored", [worker_env()])
-    return result
+def runs():
+    return launch()
 
 
 def assert_same_steps(result, reference):
@@ -141,26 +143,22 @@ def assert_same_steps(result, reference):
         assert weight_gap(got["weights"], want["weights"]) < 1e-5, case
 
 
-def test_mirrored_strategy_two_devices_equals_one_device(mirrored, reference):
-    assert_same_steps(mirrored, reference)
+def test_mirrored_strategy_two_devices_equals_one_device(runs, reference):
+    assert_same_steps(runs["mirrored"], reference)
 
 
-def test_local_negatives_would_fail_the_check(mirrored, reference):
+def test_local_negatives_would_fail_the_check(runs, reference):
     # The same MirroredStrategy step with the all-gather switched off computes
     # each replica's loss with only its own 4 samples as negatives.
-    local, want = mirrored["local"], reference[0]
+    local, want = runs["mirrored"]["local"], reference[0]
     assert abs(local["loss"] - want["loss"]) > 1.0
     assert weight_gap(local["weights"], want["weights"]) > 1e-2
 
 
-def test_multi_worker_mirrored_strategy_two_processes_equals_one_device(reference):
-    ports = free_ports(2)
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
-    envs = [
-        worker_env({"cluster": cluster, "task": {"type": "worker", "index": i}})
-        for i in range(2)
-    ]
-    results = launch("multiworker", envs)
-    assert [r["task"] for r in results] == [0, 1]
-    for result in results:
+def test_multi_worker_mirrored_strategy_two_processes_equals_one_device(
+    runs, reference
+):
+    for task in (0, 1):
+        result = runs[f"worker{task}"]
+        assert result["task"] == task
         assert_same_steps(result, reference)

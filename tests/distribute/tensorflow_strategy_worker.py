@@ -1,11 +1,13 @@
 """One `CLIP.fit` step under a `tf.distribute` strategy, for tensorflow_strategy_test.
 
-`python -m tests.distribute.tensorflow_strategy_worker mirrored` splits the CPU
-into 2 logical devices (before TensorFlow starts) and runs the 4 cases (clip and
-siglip, naive and tiled) under `MirroredStrategy`, plus one with the all-gather
-disabled (local negatives). `... multiworker` runs them under
-`MultiWorkerMirroredStrategy`, one worker per process, as set by `TF_CONFIG`.
-Each process prints one line `RESULT {json}`. `one_step` also gives the
+`python -m tests.distribute.tensorflow_strategy_worker all LOG_DIR PORT0 PORT1`
+forks three runs (`fork_runs`): `mirrored` splits the CPU into 2 logical devices
+(before TensorFlow starts) and runs the 4 cases (clip and siglip, naive and
+tiled) under `MirroredStrategy`, plus one with the all-gather disabled (local
+negatives); `worker0` and `worker1` run them under `MultiWorkerMirroredStrategy`,
+one worker per process, on 127.0.0.1:PORT0 and :PORT1. Each prints one line
+`RESULT {json}` to its log. (`... mirrored` or `... multiworker` with
+`TF_CONFIG` set runs one of them alone.) `one_step` also gives the
 single-device reference in the test process itself.
 
 Every process of a run is fed the same global batches: Keras distributes the
@@ -139,6 +141,7 @@ def run(strategy, local_case=False, sliced=False):
 
 
 def main(mode):
+    """One run: `mirrored`, or one `multiworker` task (as `TF_CONFIG` says)."""
     import tensorflow as tf
 
     # Graph optimisation only costs CPU time on this tiny model (the test budget).
@@ -160,5 +163,56 @@ def main(mode):
     print("RESULT " + json.dumps(result), flush=True)
 
 
+def fork_runs(log_dir, ports):
+    """The 3 runs at once, as processes forked from this one (`ROLES`).
+
+    This process imports TensorFlow and keras_mm, the costly part of a start
+    (about 6 CPU-s), once, but never starts TensorFlow's runtime, so each child
+    still fixes its own devices or cluster as a fresh process would. Each child
+    writes to `log_dir/<role>.log`; when one fails the others are killed.
+    """
+    import signal
+
+    import tensorflow  # noqa: F401
+
+    import keras_mm  # noqa: F401
+
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    children = {}
+    for role, task in ROLES.items():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the child: run, then exit (SystemExit or an exception)
+            log = os.open(
+                os.path.join(log_dir, f"{role}.log"), os.O_WRONLY | os.O_CREAT, 0o644
+            )
+            os.dup2(log, 1)
+            os.dup2(log, 2)
+            if task is not None:
+                os.environ["TF_CONFIG"] = json.dumps(
+                    {"cluster": cluster, "task": {"type": "worker", "index": task}}
+                )
+            main("mirrored" if task is None else "multiworker")
+            sys.exit(0)
+        children[pid] = role
+    failed = []
+    while children:
+        pid, status = os.wait()
+        role = children.pop(pid)
+        if os.waitstatus_to_exitcode(status) != 0 and not failed:
+            failed.append(role)
+            for other in children:
+                os.kill(other, signal.SIGKILL)
+    print(f"FAILED {failed[0]}" if failed else "DONE", flush=True)
+    sys.exit(1 if failed else 0)
+
+
+# role -> MultiWorkerMirroredStrategy task index (None: the MirroredStrategy run)
+ROLES = {"mirrored": None, "worker0": 0, "worker1": 1}
+
 if __name__ == "__main__":
-    main(sys.argv[1])
+    if sys.argv[1] == "all":
+        fork_runs(sys.argv[2], [int(p) for p in sys.argv[3:5]])
+    else:
+        main(sys.argv[1])

@@ -249,12 +249,15 @@ class CLIP(MultimodalModel):
     def loss_terms(self, x, y=None, y_pred=None, training=False):
         """The contrastive loss; `y`: None or `(batch,)` group ids.
 
-        Data-parallel replicas first gather every replica's embeddings and
-        labels (`keras_mm.distribute.collectives.all_gather`): the loss of
-        the global batch, with its negatives (docs/distributed.md).
+        Data-parallel replicas first gather every replica's embeddings (in
+        float32, as the loss uses them) and labels
+        (`keras_mm.distribute.collectives.all_gather`): the loss of the global
+        batch, with its negatives (docs/distributed.md).
         """
-        image_embeddings = collectives.all_gather(y_pred["image_embeddings"])
-        text_embeddings = collectives.all_gather(y_pred["text_embeddings"])
+        image_embeddings, text_embeddings = (
+            collectives.all_gather(ops.cast(y_pred[key], "float32"))
+            for key in ("image_embeddings", "text_embeddings")
+        )
         if y is not None:
             y = keras.tree.map_structure(collectives.all_gather, y)
         loss = embedding_contrastive_loss(
