@@ -44,7 +44,7 @@ from keras_mm.models import VLP
 
 keras.utils.set_random_seed(0)
 print("backend:", keras.backend.backend())
-data = load_shapes(num_train=1200, num_test=240, num_compositional=0, held_out=[],
+data = load_shapes(num_train=1216, num_test=256, num_compositional=0, held_out=[],
                    shapes=("circle", "square", "triangle"))
 x_train, x_test = data["train"]["inputs"], data["test"]["inputs"]"""
     ),
@@ -55,7 +55,7 @@ The fusion encoder needs tokens, not pooled vectors: a small CNN whose 4×4 feat
 becomes 16 image tokens, and `TextEncoder(output_mode="sequence")`."""
     ),
     new_code_cell(
-        """def cnn_tokens(width=16):
+        """def cnn_tokens(width=8):
     images = keras.Input((32, 32, 3), name="images")
     x = images
     for filters in (width, 2 * width, 2 * width):
@@ -93,7 +93,7 @@ assert history.history["itm_loss"][-1] < history.history["itm_loss"][0]"""
 seed's listing; `itm_logits` score "this caption matches this image"."""
     ),
     new_code_cell(
-        """out = model.predict({k: v[:4] for k, v in x_test.items()}, verbose=0)
+        """out = model.predict({k: v[:32] for k, v in x_test.items()}, verbose=0)
 print({k: v.shape for k, v in out.items()})"""
     ),
     new_markdown_cell(

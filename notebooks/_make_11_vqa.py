@@ -60,7 +60,7 @@ start = time.time()"""
     ),
     new_markdown_cell("## Questions about shape scenes"),
     new_code_cell(
-        """data = load_shape_questions(num_train=1500, num_test=500, image_size=24)
+        """data = load_shape_questions(num_train=1536, num_test=512, image_size=24)
 train, test = data["train"], data["test"]
 print("answers:", data["answer_vocabulary"])
 fig, axes = plt.subplots(1, 6, figsize=(11, 2.4))
@@ -99,16 +99,16 @@ the image tokens through a `CrossModalAttention` block (seed §3.3.2), then are
 mean-pooled over the non-padding tokens."""
     ),
     new_code_cell(
-        """def cnn_image_encoder(size, width=32):
+        """def cnn_image_encoder(size, width=16):
     images = keras.Input((size, size, 3), name="images")
-    x = keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu")(images)
-    x = keras.layers.Conv2D(width, 3, strides=2, padding="same", activation="relu")(x)
+    x = keras.layers.Conv2D(16, 4, strides=4, padding="same", activation="relu")(images)
+    x = keras.layers.Conv2D(width, 3, padding="same", activation="relu")(x)
     tokens = keras.layers.Reshape(((size // 4) ** 2, width))(x)
     pooled = keras.layers.GlobalAveragePooling1D()(tokens)
     return keras.Model(images, {"pooled_output": pooled, "sequence_output": tokens})
 
 
-def question_encoder(data, width=32):
+def question_encoder(data, width=16):
     return TextEncoder(
         vocabulary_size=len(data["vocabulary"]),
         max_sequence_length=data["sequence_length"],
@@ -164,7 +164,7 @@ embedding a reversed clip would look identical, so "left" and "right" could not 
 apart."""
     ),
     new_code_cell(
-        """videos = load_moving_shapes_videos(num_train=1500, num_test=400)
+        """videos = load_moving_shapes_videos(num_train=1536, num_test=512)
 vtrain, vtest = videos["train"], videos["test"]
 fig, axes = plt.subplots(2, 4, figsize=(7, 4))
 for row, i in enumerate((0, 1)):
@@ -180,7 +180,7 @@ display(fig)
 plt.close(fig)
 
 
-def cnn_frame_encoder(size, width=32):
+def cnn_frame_encoder(size, width=16):
     frames = keras.Input((size, size, 3), name="frames")
     x = keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu")(frames)
     x = keras.layers.Conv2D(32, 3, strides=2, padding="same", activation="relu")(x)
@@ -199,8 +199,8 @@ video_qa = VQAModel(
 )
 print("inputs:", sorted(video_qa.input))
 assert video_qa.visual_key == "videos", video_qa.visual_key
-video_qa.compile(optimizer=keras.optimizers.Adam(3e-3))
-video_qa.fit(vtrain["inputs"], vtrain["answers"], batch_size=64, epochs=12, verbose=0)
+video_qa.compile(optimizer=keras.optimizers.Adam(4e-3))
+video_qa.fit(vtrain["inputs"], vtrain["answers"], batch_size=128, epochs=12, verbose=0)
 vpred = np.asarray(video_qa.predict_answers(vtest["inputs"]))
 vtruth = np.asarray(vtest["answer_texts"])
 vaccuracy = float(np.mean(vpred == vtruth))
