@@ -100,7 +100,8 @@ class CLIP(MultimodalModel):
     logits `z = min(exp(s), max_scale) * x y^T (+ b)` of a learnable temperature
     (`keras_mm.layers.ContrastiveLogits`). `compile(optimizer=...)` +
     `fit(x)` trains it with no labels; optional `y` of `(batch,)` group ids marks
-    every pair with equal ids as a positive (duplicate captions in a batch).
+    every pair with equal ids as a positive (duplicate captions in a batch), and
+    a `(batch, batch)` 0/1 `y` marks the positive pairs directly.
 
     Encoders are any functional Keras models: keras_mm's `ImageEncoder` and
     `TextEncoder`, keras-hub backbones (`ViTBackbone`, `BertBackbone`, ...), or
@@ -246,7 +247,7 @@ class CLIP(MultimodalModel):
 
     # ------------------------------------------------------------------ loss
     def loss_terms(self, x, y=None, y_pred=None, training=False):
-        """The contrastive loss; `y`: None or `(batch,)` group ids."""
+        """The contrastive loss; `y`: None, `(batch,)` group ids or positives."""
         loss = embedding_contrastive_loss(
             self.loss_name,
             self.logits_head,
