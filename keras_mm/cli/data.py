@@ -4,7 +4,9 @@ Every dataset comes back in one layout, split into `"train"` and `"test"` (and
 `"compositional"` for shapes): a split is a dict with `"images"` (each image
 once), `"token_ids"` and `"padding_mask"` (one row per caption),
 `"caption_image_index"` (the image of each caption), `"labels"` (class ids per
-image, or None) and `"captions"`.
+image, or None) and `"captions"`. Shapes splits also hold `"image_attributes"`
+and `"caption_attributes"` (`(N, 3)` colour, shape and size ids; -1 where a
+caption does not name one), from which training takes its positives.
 """
 
 import json
@@ -26,6 +28,7 @@ from keras_mm.data import (
 SHAPES = "shapes"
 SHAPES_DATA_SEED = 0  # the bundled set is one fixed dataset; --seed drives training
 TEXT_KEYS = ("token_ids", "padding_mask")
+ATTRIBUTES = ("color", "shape", "size")
 
 
 def detect_format(path):
@@ -56,6 +59,7 @@ def _shapes(spec):
         num_compositional=max(spec["test_samples"] // 2, 1),
         image_size=spec["image_size"],
         sequence_length=spec["sequence_length"],
+        gray_shapes=spec.get("gray_shapes", 0.0),  # absent in older run.json
         seed=SHAPES_DATA_SEED,
     )
     out = {}
@@ -69,6 +73,12 @@ def _shapes(spec):
             "caption_image_index": np.arange(n, dtype="int32"),
             "labels": part["labels"],
             "captions": part["captions"],
+            "image_attributes": np.stack(
+                [part["attributes"][k] for k in ATTRIBUTES], axis=1
+            ),
+            "caption_attributes": np.stack(
+                [part["caption_attributes"][k] for k in ATTRIBUTES], axis=1
+            ),
         }
     out["vocabulary"] = data["vocabulary"]
     out["class_names"] = data["class_names"]
@@ -159,32 +169,41 @@ def load_dataset(spec, vocabulary=None):
     return data
 
 
+def describes(image_attributes, caption_attributes):
+    """`(B_image, B_text)` float32 positives: 1 where caption j fits image i.
+
+    A caption fits an image when every attribute it names (ids >= 0; -1 is not
+    named, e.g. the size in "a red circle") is the image's: "a red circle"
+    fits every red circle of the batch, "a small red circle" the small ones.
+    """
+    image = np.asarray(image_attributes)[:, None, :]
+    caption = np.asarray(caption_attributes)[None, :, :]
+    return np.all((caption < 0) | (caption == image), axis=-1).astype("float32")
+
+
 class TrainingBatches(keras.utils.PyDataset):
-    """`(inputs, group_ids)` batches for `fit`, shuffled per epoch from a seed.
+    """`(inputs, positives)` batches for `fit`, shuffled per epoch from a seed.
 
     The order of epoch `e` depends only on `(seed, e)` (`MultimodalPyDataset`),
-    so a resumed run sees the batches an uninterrupted one sees. `group_ids`
-    mark the positives of CLIP's loss: captions of one image, and identical
-    captions, are not pushed apart as negatives.
+    so a resumed run sees the batches an uninterrupted one sees. The second
+    element marks the positives of CLIP's loss: with attributes (shapes), the
+    `describes` matrix, so that "a red circle" and "a picture of a red circle"
+    are not negatives of each other's image; otherwise group ids: captions of
+    one image, and identical captions, are not pushed apart as negatives.
     """
 
     def __init__(self, split, batch_size, seed, **kwargs):
         super().__init__(**kwargs)
         num_captions = len(split["token_ids"])
-        _, group_ids = np.unique(split["token_ids"], axis=0, return_inverse=True)
-        group_ids = np.asarray(group_ids).reshape(-1).astype("int64")
-        if split["labels"] is None:
-            # Captions of one image are positives too: group through the image.
-            offset = int(group_ids.max()) + 1
-            by_image = split["caption_image_index"].astype("int64") + offset
-            group_ids = _merge_groups(group_ids, by_image)
+        arrays = {k: split[k] for k in ("images", "token_ids", "padding_mask")}
+        if split.get("caption_attributes") is not None:
+            index = split["caption_image_index"]
+            arrays["image_attributes"] = split["image_attributes"][index]
+            arrays["caption_attributes"] = split["caption_attributes"]
+        else:
+            arrays["group_ids"] = _group_ids(split)
         self.batches = MultimodalPyDataset(
-            {
-                "images": split["images"],
-                "token_ids": split["token_ids"],
-                "padding_mask": split["padding_mask"],
-                "group_ids": group_ids.astype("int32"),
-            },
+            arrays,
             batch_size=min(batch_size, num_captions),
             seed=seed,
             image_index=split["caption_image_index"],
@@ -199,14 +218,27 @@ class TrainingBatches(keras.utils.PyDataset):
 
     def __getitem__(self, index):
         batch = dict(self.batches[index])
-        group_ids = batch.pop("group_ids")
-        return batch, group_ids
+        if "group_ids" in batch:
+            return batch, batch.pop("group_ids")
+        image = batch.pop("image_attributes")
+        return batch, describes(image, batch.pop("caption_attributes"))
 
     def on_epoch_begin(self):
         self.batches.on_epoch_begin()
 
     def on_epoch_end(self):
         self.batches.on_epoch_end()
+
+
+def _group_ids(split):
+    _, group_ids = np.unique(split["token_ids"], axis=0, return_inverse=True)
+    group_ids = np.asarray(group_ids).reshape(-1).astype("int64")
+    if split["labels"] is None:
+        # Captions of one image are positives too: group through the image.
+        offset = int(group_ids.max()) + 1
+        by_image = split["caption_image_index"].astype("int64") + offset
+        group_ids = _merge_groups(group_ids, by_image)
+    return group_ids.astype("int32")
 
 
 def _merge_groups(a, b):

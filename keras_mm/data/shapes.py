@@ -18,6 +18,10 @@ COLORS = {
     "orange": (1.0, 0.55, 0.0),
     "white": (0.97, 0.97, 0.97),
 }
+# The colour of `gray_shapes` training images: not a class colour, so every shape
+# can be shown in it without showing a held-out combination.
+GRAY = (0.8, 0.8, 0.8)
+SIZES = ("small", "large")
 SHAPES = ("circle", "square", "triangle", "plus", "ring", "bar", "diamond")
 DEFAULT_COLORS = ("red", "green", "blue", "yellow")
 DEFAULT_SHAPES = ("circle", "square", "triangle", "plus", "ring", "bar")
@@ -73,7 +77,7 @@ def _render(rng, color_idx, shape_idx, colors, shapes, image_size, noise, size_r
             dx = grid[None, None, :] - cx[idx, None, None]
             dy = grid[None, :, None] - cy[idx, None, None]
             mask[idx] = _shape_mask(shape, dx, dy, r[idx, None, None])
-    palette = np.asarray([COLORS[c] for c in colors], dtype="float32")
+    palette = np.asarray([*(COLORS[c] for c in colors), GRAY], dtype="float32")
     fg = palette[color_idx] * brightness[:, None]  # (N, 3)
     images = np.where(
         mask[..., None], fg[:, None, None, :], background[:, None, None, None]
@@ -131,6 +135,7 @@ def load_shapes(
     held_out=None,
     noise=0.05,
     size_range=(0.24, 0.36),
+    gray_shapes=0.0,
     seed=0,
 ):
     """Load the procedural coloured-shapes image-caption dataset.
@@ -145,8 +150,15 @@ def load_shapes(
     generated with NumPy from `seed` (each split from its own stream), in well under
     a second for thousands of images.
 
+    With `gray_shapes`, that share of the training images shows its shape in
+    gray ("a gray square"): gray is no class colour, so every shape appears in
+    it and no held-out combination does. Such colour-neutral examples teach
+    shape features that do not depend on the colour, which is what classifying
+    a held-out combination needs (measured in docs/concepts.md, "Compositional
+    zero-shot").
+
     Args:
-        num_train: int. Training images (seen classes only).
+        num_train: int. Training images (seen classes and gray shapes only).
         num_test: int. Test images of the seen classes.
         num_compositional: int. Images of the held-out combinations.
         image_size: int. Images are `(image_size, image_size, 3)`; >= 16.
@@ -163,14 +175,22 @@ def load_shapes(
             uniformly in `[low, high] * image_size`; `0.05 <= low <= high <= 0.45`.
             Captions call a shape "small" below the middle of the range and
             "large" above.
+        gray_shapes: float in [0, 1). Share of the training images drawn in
+            gray (label -1); `colors` must then leave out "white".
         seed: int. The data are a deterministic function of the arguments.
 
     Returns:
         A dict:
         - `"train"`, `"test"`, `"compositional"`: each a dict with `"inputs"`
           (`{"images": (N, S, S, 3) float32 in [0, 1], "token_ids": (N, T) int32,
-          "padding_mask": (N, T) bool}`), `"labels"` (`(N,)` int32 class ids) and
-          `"captions"` (list of N str).
+          "padding_mask": (N, T) bool}`), `"labels"` (`(N,)` int32 class ids, -1
+          for gray images), `"captions"` (list of N str), `"attributes"` (a
+          dict of `(N,)` int32 ids of each image's `"color"`, `"shape"` and
+          `"size"`, indexing `"attribute_names"`) and `"caption_attributes"`
+          (the same for what each caption says: -1 where it does not name the
+          attribute, as most captions leave out the size).
+        - `"attribute_names"`: `{"color": [*colors, "gray"], "shape": shapes,
+          "size": ["small", "large"]}`.
         - `"class_names"`: list of str, `"red circle"`, ...; id = colour index *
           len(shapes) + shape index.
         - `"seen_classes"`, `"held_out_classes"`: int32 arrays of class ids.
@@ -200,6 +220,10 @@ def load_shapes(
             raise ValueError(f"`{arg}` must be >= {least}. Received: {arg}={value!r}")
     if not noise >= 0:
         raise ValueError(f"`noise` must be >= 0. Received: noise={noise!r}")
+    if not 0 <= gray_shapes < 1:
+        raise ValueError(
+            f"`gray_shapes` must be in [0, 1). Received: gray_shapes={gray_shapes!r}"
+        )
     try:
         low, high = (float(v) for v in size_range)
     except (TypeError, ValueError):
@@ -212,6 +236,11 @@ def load_shapes(
     colors = _check_names("colors", colors, COLORS)
     shapes = _check_names("shapes", shapes, SHAPES)
     held = _held_out(held_out, colors, shapes)
+    if gray_shapes and "white" in colors:
+        raise ValueError(
+            "`gray_shapes` needs `colors` without 'white' (too close to gray). "
+            f"Received: colors={colors}"
+        )
     num_shapes = len(shapes)
     class_names = [f"{c} {s}" for c in colors for s in shapes]
     held_ids = sorted(colors.index(c) * num_shapes + shapes.index(s) for c, s in held)
@@ -222,20 +251,25 @@ def load_shapes(
             f"num_compositional={num_compositional}"
         )
 
-    captions_by_class = [
+    # captions[colour][shape][size][template]; colour len(colors) is gray.
+    captions = [
         [
             [
-                fix_articles(t.format(color=c, shape=s, size=size))
-                for t in CAPTION_TEMPLATES
+                [
+                    fix_articles(t.format(color=c, shape=s, size=z))
+                    for t in CAPTION_TEMPLATES
+                ]
+                for z in SIZES
             ]
-            for size in ("small", "large")
+            for s in shapes
         ]
-        for c in colors
-        for s in shapes
+        for c in (*colors, "gray")
     ]
-    all_texts = [t for cls in captions_by_class for sz in cls for t in sz]
+    used = captions if gray_shapes else captions[:-1]  # default vocabulary as before
+    all_texts = [t for c in used for s in c for z in s for t in z]
     all_texts += prompt_words(class_names, PROMPT_TEMPLATES)
     vocabulary = build_vocabulary(all_texts)
+    sized = np.asarray(["{size}" in t for t in CAPTION_TEMPLATES])
 
     out = {}
     sizes = (num_train, num_test, num_compositional)
@@ -244,15 +278,26 @@ def load_shapes(
         rng = np.random.default_rng([seed, split_id])
         labels = np.asarray(pool, dtype="int32")[rng.integers(0, len(pool), n)]
         color_idx, shape_idx = labels // num_shapes, labels % num_shapes
+        if split == "train" and gray_shapes:
+            gray = rng.random(n) < gray_shapes
+            color_idx = np.where(gray, len(colors), color_idx)
+            labels = np.where(gray, -1, labels).astype("int32")
         images, rel_size = _render(
             rng, color_idx, shape_idx, colors, shapes, image_size, noise, (low, high)
         )
         template = rng.integers(0, len(CAPTION_TEMPLATES), n)
-        large = (rel_size >= (low + high) / 2).astype("int64")
-        captions = [
-            captions_by_class[y][z][t] for y, z, t in zip(labels, large, template)
+        large = (rel_size >= (low + high) / 2).astype("int32")
+        texts = [
+            captions[c][s][z][t]
+            for c, s, z, t in zip(color_idx, shape_idx, large, template)
         ]
-        enc = encode_texts(captions, vocabulary, sequence_length)
+        enc = encode_texts(texts, vocabulary, sequence_length)
+        attributes = {
+            "color": color_idx.astype("int32"),
+            "shape": shape_idx.astype("int32"),
+            "size": large,
+        }
+        said = dict(attributes, size=np.where(sized[template], large, -1))
         out[split] = {
             "inputs": {
                 "images": images,
@@ -260,9 +305,16 @@ def load_shapes(
                 "padding_mask": enc["padding_mask"],
             },
             "labels": labels,
-            "captions": captions,
+            "captions": texts,
+            "attributes": attributes,
+            "caption_attributes": {k: v.astype("int32") for k, v in said.items()},
         }
     out["class_names"] = class_names
+    out["attribute_names"] = {
+        "color": [*colors, "gray"],
+        "shape": list(shapes),
+        "size": list(SIZES),
+    }
     out["seen_classes"] = np.asarray(seen_ids, dtype="int32")
     out["held_out_classes"] = np.asarray(held_ids, dtype="int32")
     out["vocabulary"] = vocabulary

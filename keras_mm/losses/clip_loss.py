@@ -5,6 +5,7 @@ from keras_mm.api_export import keras_mm_export
 from keras_mm.losses.loss_utils import (
     check_logits,
     default_labels,
+    is_positives_matrix,
     positives,
     to_float32,
 )
@@ -18,7 +19,7 @@ def _clip_terms(fn_name, logits, labels):
     least one positive.
     """
     logits = to_float32(logits)
-    pair = isinstance(labels, (list, tuple))
+    pair = isinstance(labels, (list, tuple)) or is_positives_matrix(labels)
     check_logits(fn_name, logits, square=not pair)
     pos = positives(fn_name, logits, labels)
     # Soft targets: uniform over the positives of each row / column. A row
@@ -60,10 +61,12 @@ def clip_loss(logits, labels=None):
 
     Args:
         logits: `(B, B)` tensor, or `(B_image, B_text)` with a label pair.
-        labels: None (diagonal positives), a `(B,)` tensor of group ids, or a
+        labels: None (diagonal positives), a `(B,)` tensor of group ids, a
             pair `(image_labels, text_labels)` of `(B_image,)` and `(B_text,)`
-            group ids for non-square logits. Rows or columns without any
-            positive are left out of their mean.
+            group ids for non-square logits, or the `(B_image, B_text)` 0/1
+            matrix of positives itself (a caption that fits several images,
+            e.g. one naming only some of their attributes). Rows or columns
+            without any positive are left out of their mean.
 
     Returns:
         Scalar float32 loss.

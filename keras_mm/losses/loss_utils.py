@@ -79,10 +79,20 @@ def positives(fn_name, logits, labels):
     """Return the float32 `(B_image, B_text)` matrix of positive pairs.
 
     `labels` is None (positives on the diagonal), a `(B,)` vector of group ids
-    (pairs with equal ids are positives; square logits only) or a pair
-    `(image_labels, text_labels)` of `(B_image,)` and `(B_text,)` vectors.
+    (pairs with equal ids are positives; square logits only), a pair
+    `(image_labels, text_labels)` of `(B_image,)` and `(B_text,)` vectors, or
+    the `(B_image, B_text)` 0/1 matrix of positives itself.
     """
     shape = static_shape(logits)
+    if is_positives_matrix(labels):
+        matrix = to_float32(labels)
+        if static_shape(matrix) != shape and None not in shape:
+            raise ValueError(
+                f"{fn_name}: a matrix `labels` must have the shape of `logits` "
+                f"{shape}, 1 where text j describes image i. Received: labels "
+                f"shape={static_shape(matrix)}"
+            )
+        return matrix
     if labels is None:
         rows = ops.arange(ops.shape(logits)[0])
         cols = ops.arange(ops.shape(logits)[1])
@@ -100,6 +110,13 @@ def positives(fn_name, logits, labels):
         _check_label_vector(fn_name, rows, shape[0], "labels")
     equal = ops.equal(ops.expand_dims(rows, 1), ops.expand_dims(cols, 0))
     return ops.cast(equal, "float32")
+
+
+def is_positives_matrix(labels):
+    """Whether `labels` is a `(B_image, B_text)` matrix of positives (rank 2)."""
+    if labels is None or isinstance(labels, (list, tuple)):
+        return False
+    return len(static_shape(labels)) == 2
 
 
 def default_labels(y_pred, pair):

@@ -5,6 +5,7 @@ from keras_mm.api_export import keras_mm_export
 from keras_mm.losses.loss_utils import (
     check_logits,
     default_labels,
+    is_positives_matrix,
     positives,
     to_float32,
 )
@@ -20,7 +21,8 @@ def _siglip_rows(fn_name, logits, labels):
 
 
 def _is_pair(labels):
-    return isinstance(labels, (list, tuple))
+    """A label pair or a positives matrix: the logits need not be square."""
+    return isinstance(labels, (list, tuple)) or is_positives_matrix(labels)
 
 
 @keras_mm_export("keras_mm.losses.siglip_loss")
@@ -41,7 +43,8 @@ def siglip_loss(logits, labels=None):
         logits: `(B_image, B_text)` tensor.
         labels: None (positives on the diagonal `i == j`; non-square logits
             allowed, e.g. a chunk of negatives), a `(B,)` tensor of group ids
-            (square logits), or a pair `(image_labels, text_labels)`.
+            (square logits), a pair `(image_labels, text_labels)`, or the
+            `(B_image, B_text)` 0/1 matrix of positives.
 
     Returns:
         Scalar float32 loss.

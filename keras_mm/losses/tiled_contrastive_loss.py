@@ -31,7 +31,12 @@ from keras import ops
 
 from keras_mm.api_export import keras_mm_export
 from keras_mm.losses.clip_loss import clip_loss
-from keras_mm.losses.loss_utils import check_rank, static_shape, to_float32
+from keras_mm.losses.loss_utils import (
+    check_rank,
+    is_positives_matrix,
+    static_shape,
+    to_float32,
+)
 from keras_mm.losses.siglip_loss import siglip_loss
 
 # Stands for -inf in masked logits: exp(_NEG - m) is 0, and _NEG - _NEG is 0
@@ -55,7 +60,7 @@ def _check_inputs(fn_name, x, y, labels, tile_size, square):
             f"{fn_name}: `tile_size` must be None or a positive int. "
             f"Received: tile_size={tile_size!r}"
         )
-    pair = isinstance(labels, (list, tuple))
+    pair = isinstance(labels, (list, tuple)) or is_positives_matrix(labels)
     if (labels is not None or square) and not pair:
         if None not in (sx[0], sy[0]) and sx[0] != sy[0]:
             raise ValueError(
@@ -68,7 +73,20 @@ def _check_inputs(fn_name, x, y, labels, tile_size, square):
 
 
 def _row_col_labels(fn_name, x, y, labels):
-    """Group ids of the rows `(B_image,)` and columns `(B_text,)`."""
+    """Group ids of the rows `(B_image,)` and columns `(B_text,)`.
+
+    A `(B_image, B_text)` matrix of positives comes back as `(matrix, None)`.
+    """
+    if is_positives_matrix(labels):
+        matrix = to_float32(labels)
+        expected = (static_shape(x)[0], static_shape(y)[0])
+        got = static_shape(matrix)
+        if any(None not in (a, b) and a != b for a, b in zip(got, expected)):
+            raise ValueError(
+                f"{fn_name}: a matrix `labels` must have shape {expected} "
+                f"(B_image, B_text). Received: labels shape={got}"
+            )
+        return matrix, None
     if labels is None:
         return ops.arange(ops.shape(x)[0]), ops.arange(ops.shape(y)[0])
     if isinstance(labels, (list, tuple)):
@@ -107,7 +125,11 @@ class _Strips:
         self.n = (b + tile_size - 1) // tile_size
         pad = self.n * tile_size - b
         self.x = ops.concatenate([x, ops.zeros((pad, self.dim), x.dtype)], axis=0)
-        self.rows = ops.concatenate([rows, ops.zeros((pad,), rows.dtype)], axis=0)
+        self.row_shape = tuple(static_shape(rows)[1:])  # () or (B_text,)
+        if None in self.row_shape:
+            self.row_shape = (ops.shape(rows)[1],)
+        padding = ops.zeros((pad, *self.row_shape), rows.dtype)
+        self.rows = ops.concatenate([rows, padding], axis=0)
         self.mask = ops.concatenate(
             [ops.ones((b,), "float32"), ops.zeros((pad,), "float32")], axis=0
         )
@@ -116,7 +138,12 @@ class _Strips:
         """Strip `i` of `x`, row labels, row mask and of `(n * size,)` vectors."""
         start = i * self.size
         xs = ops.slice(self.x, (start, 0), (self.size, self.dim))
-        cut = [ops.slice(v, (start,), (self.size,)) for v in (self.rows, self.mask)]
+        rows = ops.slice(
+            self.rows,
+            (start,) + (0,) * len(self.row_shape),
+            (self.size, *self.row_shape),
+        )
+        cut = [rows, ops.slice(self.mask, (start,), (self.size,))]
         cut += [ops.slice(v, (start,), (self.size,)) for v in vectors]
         return (xs, *cut)
 
@@ -142,7 +169,7 @@ def _clip_tiled(x, y, scale, rows, cols, tile_size):
         def strip(i, *vectors):
             xs, rs, ms, *cut = strips.get(i, *vectors)
             xy = ops.matmul(xs, ops.transpose(y))  # (size, B_text)
-            pos = ops.equal(rs[:, None], cols[None, :])
+            pos = rs if cols is None else ops.equal(rs[:, None], cols[None, :])
             pos = ops.cast(pos, "float32") * ms[:, None]
             return xs, xy, scale * xy, pos, ms, cut
 
@@ -214,7 +241,8 @@ def _siglip_tiled(x, y, scale, bias, rows, cols, tile_size):
         def strip(i):
             xs, rs, ms = strips.get(i)
             xy = ops.matmul(xs, ops.transpose(y))
-            signs = ops.cast(ops.equal(rs[:, None], cols[None, :]), "float32")
+            pos = rs if cols is None else ops.equal(rs[:, None], cols[None, :])
+            signs = ops.cast(pos, "float32")
             return xs, xy, scale * xy + bias, 2.0 * signs - 1.0, ms
 
         def forward(i, total):
@@ -271,8 +299,9 @@ def clip_loss_from_embeddings(x, y, scale, labels=None, tile_size=None):
         y: `(B_text, d)` text embeddings.
         scale: scalar tensor, the multiplicative temperature (e.g.
             `ContrastiveLogits.scale`); receives a gradient.
-        labels: None (diagonal positives), `(B,)` group ids, or a pair
-            `(image_labels, text_labels)`.
+        labels: None (diagonal positives), `(B,)` group ids, a pair
+            `(image_labels, text_labels)`, or a `(B_image, B_text)` 0/1 matrix
+            of positives (cut into strips with the rows).
         tile_size: None (naive: one `(B_image, B_text)` matrix) or int, the
             number of image rows per strip. 256-1024 is a good range.
 
@@ -315,8 +344,9 @@ def siglip_loss_from_embeddings(x, y, scale, bias=None, labels=None, tile_size=N
         y: `(B_text, d)` text embeddings.
         scale: scalar tensor, multiplicative scale; receives a gradient.
         bias: None or scalar tensor, additive bias; receives a gradient.
-        labels: None (positives where `i == j`), `(B,)` group ids, or a pair
-            `(image_labels, text_labels)`.
+        labels: None (positives where `i == j`), `(B,)` group ids, a pair
+            `(image_labels, text_labels)`, or a `(B_image, B_text)` 0/1 matrix
+            of positives.
         tile_size: None (naive) or int, image rows per strip.
 
     Returns:

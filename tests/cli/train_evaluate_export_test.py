@@ -46,15 +46,20 @@ def test_evaluate_prints_table_and_writes_plots(trained_run, capsys):
     argv = ["evaluate", str(trained_run), "--fail-under", "zero_shot_top5=0.0"]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    for row in (
+    rows = [
         "zero-shot top-1 (24 classes)",
         "zero-shot top-5",
         "zero-shot top-1, held-out combos",
-        "image->text R@1",
-        "image->text R@10",
-        "text->image R@5",
-    ):
-        assert row in out, row
+        "image->text R@1, same class",
+        "text->image R@10, same class",
+        "image->text R@1, own caption *",
+        "text->image R@5, own caption *",
+        "* own caption:",
+    ]
+    # In this order: the class-level recall, what captions that repeat per
+    # class can measure, before the instance-level one and its footnote.
+    positions = [out.find(row) for row in rows]
+    assert -1 not in positions and positions == sorted(positions), positions
     metrics = json.loads((trained_run / "metrics.json").read_text())
     for key in ("zero_shot_top1", "image_to_text_r1", "text_to_image_r10"):
         assert 0.0 <= metrics[key] <= 1.0
@@ -77,6 +82,11 @@ def test_evaluate_prints_table_and_writes_plots(trained_run, capsys):
     ret = retrieval_metrics(images @ texts.T, ks=(1,))
     assert metrics["zero_shot_top1"] == pytest.approx(zs["top1"])
     assert metrics["image_to_text_r1"] == pytest.approx(ret["image_to_text_r1"])
+    # The footnote's chance level: 1 / (test captions of the image's class).
+    counts = np.bincount(test["labels"], minlength=24)
+    chance = np.mean(1.0 / counts[test["labels"]])
+    assert metrics["image_to_text_r1_chance"] == pytest.approx(chance)
+    assert f"R@1 {chance:.1%} (image->text)" in " ".join(out.split())
 
 
 def test_evaluate_fail_under(trained_run, capsys):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from keras_mm.data import load_shapes
-from keras_mm.data.shapes import COLORS
+from keras_mm.data.shapes import COLORS, GRAY
 
 SMALL = dict(num_train=300, num_test=120, num_compositional=60)
 
@@ -12,6 +12,17 @@ SMALL = dict(num_train=300, num_test=120, num_compositional=60)
 @pytest.fixture(scope="module")
 def data():
     return load_shapes(**SMALL)
+
+
+@pytest.fixture(scope="module")
+def gray_data():
+    return load_shapes(**SMALL, gray_shapes=0.5)
+
+
+def foreground_colour(images):
+    """Mean colour of each image's shape (the pixels far above the background)."""
+    fg = images.max(axis=-1) > 0.6
+    return (images * fg[..., None]).sum((1, 2)) / fg.sum((1, 2))[:, None]
 
 
 def test_structure_shapes_and_dtypes(data):
@@ -29,9 +40,45 @@ def test_structure_shapes_and_dtypes(data):
         assert data[split]["labels"].shape == (n,)
         assert data[split]["labels"].dtype == np.int32
         assert len(data[split]["captions"]) == n
+        for key in ("attributes", "caption_attributes"):
+            assert sorted(data[split][key]) == ["color", "shape", "size"]
+            for value in data[split][key].values():
+                assert value.shape == (n,) and value.dtype == np.int32
     prompts = data["class_prompts"]
     assert prompts["token_ids"].shape == (24, len(data["prompt_templates"]), 10)
     assert data["vocabulary"][:2] == ["[PAD]", "[UNK]"]
+    assert data["attribute_names"] == {
+        "color": ["red", "green", "blue", "yellow", "gray"],
+        "shape": ["circle", "square", "triangle", "plus", "ring", "bar"],
+        "size": ["small", "large"],
+    }
+
+
+@pytest.mark.parametrize("gray", [False, True])
+def test_attributes_say_what_the_caption_and_the_label_say(data, gray_data, gray):
+    data = gray_data if gray else data
+    names = data["attribute_names"]
+    for split in ("train", "test", "compositional"):
+        part = data[split]
+        image, said = part["attributes"], part["caption_attributes"]
+        labels = part["labels"]
+        seen = labels >= 0
+        np.testing.assert_array_equal(image["color"][seen], labels[seen] // 6)
+        np.testing.assert_array_equal(image["shape"][seen], labels[seen] % 6)
+        np.testing.assert_array_equal(image["color"][~seen], 4)  # gray
+        np.testing.assert_array_equal(said["color"], image["color"])
+        np.testing.assert_array_equal(said["shape"], image["shape"])
+        assert set(said["size"].tolist()) == {-1, 0, 1}
+        for i, caption in enumerate(part["captions"]):
+            words = caption.split()
+            assert names["color"][image["color"][i]] in words
+            assert names["shape"][image["shape"][i]] in words
+            size_words = [w for w in words if w in names["size"]]
+            if said["size"][i] < 0:
+                assert not size_words, caption
+            else:
+                assert size_words == [names["size"][image["size"][i]]]
+                assert said["size"][i] == image["size"][i]
 
 
 def test_captions_and_prompts_name_the_class_and_have_no_unknown_words(data):
@@ -64,6 +111,27 @@ def test_held_out_combinations_only_in_compositional_split(data):
     # Each split covers its classes.
     assert set(data["train"]["labels"].tolist()) == seen
     assert set(data["compositional"]["labels"].tolist()) == held
+
+
+def test_gray_shapes_are_gray_training_images_of_every_shape(data, gray_data):
+    train = gray_data["train"]
+    gray = train["attributes"]["color"] == 4
+    assert 0.4 < gray.mean() < 0.6
+    np.testing.assert_array_equal(train["labels"] == -1, gray)
+    assert set(train["attributes"]["shape"][gray].tolist()) == set(range(6))
+    for caption, is_gray in zip(train["captions"], gray):
+        assert ("gray" in caption.split()) == is_gray, caption
+    # The shape is drawn in gray (equal channels), the others in their colour.
+    colour = foreground_colour(train["inputs"]["images"])
+    spread = colour.max(-1) - colour.min(-1)
+    assert spread[gray].max() < 0.1 and spread[~gray].min() > 0.4
+    np.testing.assert_allclose(colour[gray].mean(0), GRAY, atol=0.1)
+    # Only the training split has gray images; the rest of the data is the same
+    # as without `gray_shapes`, and so is the default vocabulary.
+    for split in ("test", "compositional"):
+        assert gray_data[split]["captions"] == data[split]["captions"]
+        assert "gray" not in " ".join(data["train"]["captions"])
+    assert "gray" in gray_data["vocabulary"] and "gray" not in data["vocabulary"]
 
 
 def test_colour_is_recoverable_from_pixels(data):
@@ -182,6 +250,9 @@ def test_options():
         ({"noise": -0.1}, "noise"),
         ({"size_range": (0.3, 0.2)}, "size_range"),
         ({"size_range": 0.3}, "size_range"),
+        ({"gray_shapes": 1.0}, "gray_shapes"),
+        ({"gray_shapes": -0.1}, "gray_shapes"),
+        ({"gray_shapes": 0.5, "colors": ("red", "white")}, "white"),
     ],
 )
 def test_rejects_bad_arguments(kwargs, message):

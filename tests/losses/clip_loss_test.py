@@ -73,6 +73,23 @@ class CLIPLossTest(TestCase):
         actual = clip_loss(z, (image_ids, text_ids))
         self.assertAllClose(actual, expected, atol=1e-5, rtol=1e-5)
 
+    def test_positives_matrix(self):
+        # A caption may fit several images and an image several captions in a
+        # pattern no group ids can express ("a red shape" vs "a red circle").
+        z = logits(5, shape=(4, 5))
+        pos = np.array(
+            [[1, 1, 0, 0, 0], [0, 1, 1, 0, 0], [0, 0, 0, 1, 0], [1, 0, 0, 0, 0]],
+            "float32",
+        )  # text 4 fits no image: left out of the column mean
+        self.assertAllClose(clip_loss(z, pos), oracle(z, pos)[0], atol=1e-5)
+        labels = np.array([0, 1, 1, 2, 0, 3], "int32")
+        z = logits(6)
+        self.assertAllClose(
+            clip_loss(z, same_group(labels).astype("float32")), clip_loss(z, labels)
+        )
+        with pytest.raises(ValueError, match="matrix `labels` must have the shape"):
+            clip_loss(z, np.ones((6, 5), "float32"))
+
     def test_half_precision_inputs_compute_in_float32(self):
         z = logits(4)
         for dtype in ("float16", "bfloat16"):

@@ -46,6 +46,11 @@ class SigLIPLossTest(TestCase):
         expected = oracle(z, same_group(*ids))[0]
         self.assertAllClose(siglip_loss(z, ids), expected, atol=1e-5, rtol=1e-5)
 
+    def test_positives_matrix(self):
+        z = logits(5, shape=(3, 4))
+        pos = np.array([[1, 1, 0, 0], [0, 1, 0, 0], [0, 0, 0, 1]], "float32")
+        self.assertAllClose(siglip_loss(z, pos), oracle(z, pos)[0], atol=1e-5)
+
     def test_half_precision_inputs_compute_in_float32(self):
         z = logits(4)
         for dtype in ("float16", "bfloat16"):

@@ -129,6 +129,33 @@ class TiledContrastiveLossTest(TestCase):
             BIAS,
         )
 
+    def test_positives_matrix_matches_naive(self):
+        # 11 images x 14 texts in strips of 4 (the last one padded): the matrix
+        # is cut with the rows.
+        x, y = embeddings(4, 11, b_text=14)
+        pos = (np.random.default_rng(4).random((11, 14)) < 0.2).astype("float32")
+        self.assert_same_value_and_grads(
+            lambda x, y, s: clip_loss(s * ops.matmul(x, ops.transpose(y)), pos),
+            lambda x, y, s: clip_loss_from_embeddings(x, y, s, pos, tile_size=4),
+            x,
+            y,
+            SCALE,
+        )
+        self.assert_same_value_and_grads(
+            lambda x, y, s, t: siglip_loss(
+                s * ops.matmul(x, ops.transpose(y)) + t, pos
+            ),
+            lambda x, y, s, t: siglip_loss_from_embeddings(
+                x, y, s, t, labels=pos, tile_size=4
+            ),
+            x,
+            y,
+            SCALE,
+            BIAS,
+        )
+        with pytest.raises(ValueError, match=r"matrix `labels` must have shape"):
+            clip_loss_from_embeddings(x, y, SCALE, pos[:, :9], tile_size=4)
+
     def test_empty_batch_matches_naive(self):
         x = np.zeros((0, 4), "float32")
         for fn in (clip_loss_from_embeddings, siglip_loss_from_embeddings):

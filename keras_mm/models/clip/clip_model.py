@@ -101,7 +101,8 @@ class CLIP(MultimodalModel):
     logits `z = min(exp(s), max_scale) * x y^T (+ b)` of a learnable temperature
     (`keras_mm.layers.ContrastiveLogits`). `compile(optimizer=...)` +
     `fit(x)` trains it with no labels; optional `y` of `(batch,)` group ids marks
-    every pair with equal ids as a positive (duplicate captions in a batch).
+    every pair with equal ids as a positive (duplicate captions in a batch), and
+    a `(batch, batch)` 0/1 `y` marks the positive pairs directly.
 
     Encoders are any functional Keras models: keras_mm's `ImageEncoder` and
     `TextEncoder`, keras-hub backbones (`ViTBackbone`, `BertBackbone`, ...), or
@@ -247,18 +248,25 @@ class CLIP(MultimodalModel):
 
     # ------------------------------------------------------------------ loss
     def loss_terms(self, x, y=None, y_pred=None, training=False):
-        """The contrastive loss; `y`: None or `(batch,)` group ids.
+        """The contrastive loss; `y`: None, `(batch,)` group ids or positives.
 
         Data-parallel replicas first gather every replica's embeddings (in
-        float32, as the loss uses them) and labels
+        float32, as the loss uses them) and group ids
         (`keras_mm.distribute.collectives.all_gather`): the loss of the global
-        batch, with its negatives (docs/distributed.md).
+        batch, with its negatives (docs/distributed.md). A `(batch, batch)`
+        matrix of positives names local pairs only, so it is refused there.
         """
         image_embeddings, text_embeddings = (
             collectives.all_gather(ops.cast(y_pred[key], "float32"))
             for key in ("image_embeddings", "text_embeddings")
         )
         if y is not None:
+            if len(y.shape) == 2 and collectives.replica_count() > 1:
+                raise ValueError(
+                    "`y` of CLIP.fit must be `(batch,)` group ids under data "
+                    "parallelism (positives across replicas are not defined by a "
+                    f"local matrix); received a matrix of shape {tuple(y.shape)}"
+                )
             y = keras.tree.map_structure(collectives.all_gather, y)
         loss = embedding_contrastive_loss(
             self.loss_name,
