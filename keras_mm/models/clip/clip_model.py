@@ -261,7 +261,7 @@ class CLIP(MultimodalModel):
             for key in ("image_embeddings", "text_embeddings")
         )
         if y is not None:
-            if len(y.shape) == 2 and collectives.replica_count() > 1:
+            if len(getattr(y, "shape", ())) == 2 and collectives.replica_count() > 1:
                 raise ValueError(
                     "`y` of CLIP.fit must be `(batch,)` group ids under data "
                     "parallelism (positives across replicas are not defined by a "
