@@ -36,6 +36,22 @@ def _fail(command, message, code):
     return code
 
 
+def _train(args, argv):
+    import keras
+
+    from keras_mm.cli import distributed
+
+    code = distributed.start(args, argv, keras.backend.backend())
+    if code is not None:  # ran in other processes (torch), or afresh
+        return code
+    from keras_mm.cli.training import train
+
+    try:
+        return train(args)
+    finally:
+        distributed.finish()
+
+
 def run(argv):
     """Parse `argv` and run the command in this process; return the exit code."""
     # TensorFlow's Python warnings (e.g. tf.function retracing in `predict` of
@@ -52,9 +68,7 @@ def run(argv):
     import_quietly()
     try:
         if command == "train":
-            from keras_mm.cli.training import train
-
-            return train(args)
+            return _train(args, argv)
         if command == "evaluate":
             from keras_mm.cli.evaluation import evaluate
 

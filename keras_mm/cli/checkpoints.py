@@ -19,6 +19,7 @@ import json
 import os
 import random
 import shutil
+import tempfile
 
 import keras
 import numpy as np
@@ -52,6 +53,8 @@ RUN_FILES = (
 
 class RunDir:
     """Paths and files of one run directory."""
+
+    writable = True
 
     def __init__(self, path):
         self.path = os.fspath(path)
@@ -161,6 +164,35 @@ class RunDir:
         optimizer.build(model.trainable_variables)
         model.load_weights(path)
         return model
+
+
+class FollowerRunDir(RunDir):
+    """The run directory as processes other than 0 of a multi-process run see it.
+
+    They read it (`--resume`) but keep nothing: process 0 alone writes the
+    configuration, the checkpoints and the model. They still save the model,
+    into a temporary directory that is then deleted, because saving may run
+    collectives every process must join (Keras creates throw-away variables
+    while saving: under JAX's multi-process `DataParallel` or TensorFlow's
+    `MultiWorkerMirroredStrategy` each one is a cross-process operation).
+    """
+
+    writable = False
+
+    def clear(self):
+        pass
+
+    def write_json(self, name, value):
+        pass
+
+    def save_model(self, model, name, include_optimizer):
+        with tempfile.TemporaryDirectory(prefix="keras_mm_follower_") as tmp:
+            path = os.path.join(tmp, os.path.basename(name))
+            model.save(path, include_optimizer=include_optimizer)
+
+    def save_checkpoint(self, model, epoch, history):
+        name = os.path.join(CHECKPOINT_DIR, f"epoch-{epoch:04d}.keras")
+        self.save_model(model, name, include_optimizer=True)
 
 
 # ----------------------------------------------------------------------- RNG

@@ -228,6 +228,9 @@ def _add_train(subparsers):
         help="compute the contrastive loss this many image rows at a time "
         "(memory of large batches; same loss)",
     )
+    from keras_mm.cli.parser_distributed import add_distribution_options
+
+    add_distribution_options(p, _positive_int, _non_negative_int)
     p.add_argument("--output", required=True, help="run directory")
     group = p.add_mutually_exclusive_group()
     group.add_argument(

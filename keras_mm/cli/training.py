@@ -14,6 +14,7 @@ from keras_mm.cli.checkpoints import (
     MODEL,
     RUN_CONFIG,
     VOCABULARY,
+    FollowerRunDir,
     RunDir,
     restore_rng_state,
 )
@@ -102,6 +103,23 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.run.save_checkpoint(self.model, epoch + 1, self.history)
 
 
+class EpochOrder(keras.callbacks.Callback):
+    """Give `TrainingBatches` the epoch number at each epoch start.
+
+    Its order depends on the epoch, which it otherwise counts from its
+    `on_epoch_begin` calls; under a `tf.distribute` strategy Keras makes one
+    extra pass over the data before training (to build the model), which
+    would shift the count by one.
+    """
+
+    def __init__(self, batches):
+        super().__init__()
+        self.batches = batches
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.batches.set_epoch(epoch)
+
+
 def _all_finite(variables):
     return all(np.isfinite(keras.ops.convert_to_numpy(v)).all() for v in variables)
 
@@ -145,6 +163,8 @@ def _start(config, run, data, make, replace, initial=None, inputs=None):
         )
     prepare_model(model, config)
     model.compile(optimizer=make(model))
+    if not run.writable:  # process 0 writes the run files
+        return model, 0, []
     if replace and run.exists():
         run.clear()
     os.makedirs(run.path, exist_ok=True)
@@ -197,11 +217,26 @@ def _describe(config, data):
 
 
 def train(args):
+    """`keras-mm train`, on the devices and processes of `distributed.runtime()`.
+
+    The model is built, compiled and fitted inside the runtime's scope
+    (TensorFlow's strategy, JAX's `DataParallel`); only process 0 writes the
+    run directory.
+    """
+    from keras_mm.cli.distributed import runtime as current_runtime
+
+    runtime = current_runtime()
+    run = RunDir(args.output) if runtime.chief else FollowerRunDir(args.output)
+    keras.backend.clear_session()  # before the scope: it resets Keras' state
+    with runtime.scope(), runtime.quiet():
+        return _train(args, run, runtime)
+
+
+def _train(args, run, runtime):
     from keras_mm.cli.initializing import load_init
 
-    run = RunDir(args.output)
-    keras.backend.clear_session()
     config, initial = resolve_config(args, run, load_init)
+    runtime.record(config)
     if config["family"] == "text-to-image":
         from keras_mm.cli.text_to_image import train_text_to_image
 
@@ -227,7 +262,10 @@ def train(args):
         if inputs is not None:
             data = adapt_dataset(data, inputs)
         batches = TrainingBatches(data["train"], config["batch_size"], config["seed"])
+        runtime.check_batch(batches.batches.batch_size)
     print(f"keras-mm train: {_describe(config, data)}", flush=True)
+    if runtime.describe():
+        print(f"keras-mm train: {runtime.describe()}", flush=True)
 
     def make(model):
         return make_optimizer(config, len(batches), model)
@@ -271,16 +309,25 @@ def train(args):
         if config["dataset"]["kind"] == STREAM:  # tf.data; epochs kept in step
             callbacks.insert(0, batches.callback())
             fit_data = batches.dataset
+        else:
+            callbacks.insert(0, EpochOrder(batches))
+        fit_data = runtime.process_data(fit_data, config["batch_size"])
         started = time.time()
         previous = interrupt.install()
         try:
-            model.fit(
-                fit_data,
-                epochs=config["epochs"],
-                initial_epoch=initial_epoch,
-                callbacks=callbacks,
-                verbose=_verbosity(args.verbose),
-            )
+            with runtime.fit_scope(model):
+                model.fit(
+                    fit_data,
+                    epochs=config["epochs"],
+                    initial_epoch=initial_epoch,
+                    callbacks=callbacks,
+                    verbose=_verbosity(args.verbose) if runtime.chief else 0,
+                    # The batches' order is a function of (seed, epoch); Keras'
+                    # own shuffle of a PyDataset's batches draws from Python's
+                    # global RNG, which a tf.distribute strategy's extra pass
+                    # (to build the model) advances.
+                    shuffle=False,
+                )
         except Exception as error:  # a bad record inside tf.data: one line
             converted = getattr(batches, "value_error", lambda e: None)(error)
             if converted is None:

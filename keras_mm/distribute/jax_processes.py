@@ -39,8 +39,8 @@ def backends_started():
 def use_cpu_devices(count):
     """Ask JAX for `count` CPU devices; return whether it has them (or more).
 
-    Takes effect only before JAX's first computation; afterwards this just
-    reports whether the CPU devices already made are enough.
+    Takes effect only before JAX's first computation (and starts nothing);
+    afterwards this just reports whether the CPU devices made are enough.
 
     Args:
         count: int >= 1.
@@ -60,6 +60,7 @@ def use_cpu_devices(count):
                 if not f.startswith(FORCE_FLAG)
             ]
             os.environ["XLA_FLAGS"] = " ".join([*flags, f"{FORCE_FLAG}={count}"])
+        return True  # without starting the backends (`initialize` may follow)
     return jax.local_device_count("cpu") >= count
 
 

@@ -18,7 +18,7 @@ import sys
 import numpy as np
 
 GLOBAL_BATCH = 8
-LR = 0.1
+LR = 0.01
 VOCAB = 24
 # (loss, tile_size, with group labels): tile 3 leaves a remainder strip; the
 # labels put one group in both halves (rows 0 and 4, rows 1 and 7).
