@@ -51,7 +51,7 @@ import clip_models  # noqa: E402
 
 # (steps, warmup, rounds) when not given: the small configuration's steps take
 # seconds on 2 cores.
-DEFAULT_STEPS = {"tiny": (20, 3, 5), "small": (6, 2, 3)}
+DEFAULT_STEPS = {"tiny": (20, 3, 5), "small": (4, 1, 3)}
 
 
 def keras_runner(model, inputs, batch, args):
