@@ -60,6 +60,12 @@ class CLIPTest(TestCase):
         x = subset(x, KEYS)
         model = CLIP(image_encoder(), text_encoder(), embed_dim=16)
         model.compile(optimizer=keras.optimizers.Adam(1e-3))
+        # encode_image builds (and compiles) its tower once; it is not tracked
+        # as a layer of the model, and it sees the weights `fit` changes.
+        layers, weights = len(model.layers), len(model.weights)
+        untrained = model.encode_image(x["images"][:8])
+        tower = model._encode_tower("image_embeddings")
+        self.assertEqual((len(model.layers), len(model.weights)), (layers, weights))
         history = model.fit(x, batch_size=16, epochs=10, verbose=0)
         first, last = history.history["loss"][0], history.history["loss"][-1]
         self.assertLess(last, 0.5 * first, history.history["loss"])
@@ -73,6 +79,8 @@ class CLIPTest(TestCase):
         self.assertAllClose(
             model.encode_image(x["images"]), out["image_embeddings"], atol=1e-5
         )
+        self.assertIs(model._encode_tower("image_embeddings"), tower)
+        self.assertGreater(np.abs(untrained - out["image_embeddings"][:8]).max(), 0.1)
         text = subset(x, ("token_ids", "padding_mask"))
         self.assertAllClose(model.encode_text(text), out["text_embeddings"], atol=1e-5)
 
