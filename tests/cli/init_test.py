@@ -117,8 +117,12 @@ def test_first_loss_is_the_converted_models_then_it_trains(kind, checkpoints, ru
         "token_ids": np.asarray(keras.ops.convert_to_numpy(tokens["token_ids"])),
         "padding_mask": np.asarray(keras.ops.convert_to_numpy(tokens["padding_mask"])),
     }
-    groups = np.unique(x["token_ids"], axis=0, return_inverse=True)[1].reshape(-1)
-    expected = model.evaluate_loss_terms(x, groups.astype("int32"))["loss"]
+    # The positives: caption j fits image i when every attribute it names
+    # (colour, shape, size; -1 where not named) is image i's.
+    image = data["image_attributes"][data["caption_image_index"]][:, None]
+    caption = data["caption_attributes"][None]
+    positives = np.all((caption < 0) | (caption == image), axis=-1)
+    expected = model.evaluate_loss_terms(x, positives.astype("float32"))["loss"]
     history = checkpoint_state(runs[kind])["history"]
     np.testing.assert_allclose(history[0]["loss"], expected, rtol=1e-5, atol=1e-5)
     # ... then it trains: the first update moved the loss (finite).

@@ -111,5 +111,5 @@ class SigLIPLossTest(TestCase):
             siglip_loss(np.ones((2, 2, 2)))
         with pytest.raises(ValueError, match=r"square.*Received: logits shape"):
             siglip_loss(np.ones((2, 3)), np.arange(2))
-        with pytest.raises(ValueError, match=r"labels.*\(3,\).*Received: labels"):
+        with pytest.raises(ValueError, match=r"labels.*\(3, 3\).*Received: labels"):
             siglip_loss(np.ones((3, 3)), np.ones((3, 1)))

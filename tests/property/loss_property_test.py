@@ -247,7 +247,7 @@ INVALID = [
     ("clip_rank", lambda b, d: clip_loss(_ones(b)), "logits"),
     ("clip_square", lambda b, d: clip_loss(_ones(b, b + 1)), "logits"),
     ("clip_labels", lambda b, d: clip_loss(_eye(b), np.arange(b + 1)), "labels"),
-    ("clip_labels_2d", lambda b, d: clip_loss(_eye(b), np.ones((b, b))), "labels"),
+    ("clip_labels_2d", lambda b, d: clip_loss(_eye(b), np.ones((b, b + 1))), "labels"),
     ("clip_triple", lambda b, d: clip_loss(_eye(b), (np.arange(b),) * 3), "labels"),
     (
         "clip_pair",

@@ -251,22 +251,28 @@ class CLIP(MultimodalModel):
         """The contrastive loss; `y`: None, `(batch,)` group ids or positives.
 
         Data-parallel replicas first gather every replica's embeddings (in
-        float32, as the loss uses them) and group ids
+        float32, as the loss uses them) and `y`
         (`keras_mm.distribute.collectives.all_gather`): the loss of the global
-        batch, with its negatives (docs/distributed.md). A `(batch, batch)`
-        matrix of positives names local pairs only, so it is refused there.
+        batch, with its negatives (docs/distributed.md). A matrix of positives
+        then holds a replica's rows of the global batch's matrix,
+        `(local batch, global batch)`, as splitting the global batch's `y` on
+        its first axis gives.
         """
+        local_batch = y_pred["image_embeddings"].shape[0]
         image_embeddings, text_embeddings = (
             collectives.all_gather(ops.cast(y_pred[key], "float32"))
             for key in ("image_embeddings", "text_embeddings")
         )
         if y is not None:
-            if len(getattr(y, "shape", ())) == 2 and collectives.replica_count() > 1:
-                raise ValueError(
-                    "`y` of CLIP.fit must be `(batch,)` group ids under data "
-                    "parallelism (positives across replicas are not defined by a "
-                    f"local matrix); received a matrix of shape {tuple(y.shape)}"
-                )
+            replicas = collectives.replica_count()
+            shape = tuple(getattr(y, "shape", ()))
+            if len(shape) == 2 and replicas > 1 and None not in (local_batch, shape[1]):
+                if shape[1] != replicas * local_batch:
+                    raise ValueError(
+                        "Under data parallelism a positives matrix `y` must hold "
+                        "this replica's rows of the global batch's matrix, shape "
+                        f"({local_batch}, {replicas * local_batch}); received {shape}"
+                    )
             y = keras.tree.map_structure(collectives.all_gather, y)
         loss = embedding_contrastive_loss(
             self.loss_name,
