@@ -182,7 +182,8 @@ def resolve_config(args, run, load_init=None):
                 config[key] = getattr(args, key)
         config["backend"] = keras.backend.backend()  # the one this part runs on
         return config, None
-    if run.exists() and not args.overwrite:
+    # Processes other than 0 do not check: process 0 may have started the run.
+    if run.exists() and not args.overwrite and run.writable:
         raise UsageError(
             f"{run.path!r} already holds a run; pass --resume to continue it or "
             "--overwrite to replace it"
