@@ -66,9 +66,12 @@ TEST_JOBS ?= 1
 TEST_WORKERS ?= 2
 PYTEST_ARGS ?= -q -p no:cacheprovider --durations=30 -n $(TEST_WORKERS)
 
+# KERAS_MM_TEST_SHARED_DIR (fresh per `make test`): files one backend's run writes once
+# for the other two runs (tests/models/cross_backend_training_test.py).
 test: lint
 	@mkdir -p test-logs; rm -f test-logs/*.failed
-	@start=$$(date +%s); export JAX_COMPILATION_CACHE_DIR=$$(mktemp -d); \
+	@start=$$(date +%s); export JAX_COMPILATION_CACHE_DIR=$$(mktemp -d) \
+		KERAS_MM_TEST_SHARED_DIR=$$(mktemp -d); \
 	$(MAKE) --no-print-directory -k -j$(TEST_JOBS) $(addprefix test-,$(BACKENDS)); \
 	echo "test time: $$(( $$(date +%s) - start )) s"; \
 	failed=$$(cd test-logs && ls *.failed 2>/dev/null | sed 's/.failed//' | tr '\n' ' '); \

@@ -20,7 +20,9 @@ config and must:
 Design for CI time: the files are written by `cross_backend_saver` in one
 subprocess per other backend, both at once, once per pytest process (a
 module fixture); over the three CI runs every backend saves for and loads from
-every other. Files are generated rather than committed: the test then covers
+every other. `make test` gives the three runs one folder,
+`KERAS_MM_TEST_SHARED_DIR`, where each backend's files are written once and
+then loaded by the two other runs (three saver runs per CI instead of six). Files are generated rather than committed: the test then covers
 today's saving code on every backend, and the repository keeps no binary
 fixtures (about 5 MB per backend with the optimizer state). The savers set the
 optimizer state directly instead of training, so only the loading side
@@ -46,11 +48,20 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     """{backend: (folder, saved.json)} for the two other backends."""
-    running = {}
+    running, out = {}, {}
+    shared = os.environ.get("KERAS_MM_TEST_SHARED_DIR")
     for backend in BACKENDS:
         if backend == keras.backend.backend():
             continue
-        folder = str(tmp_path_factory.mktemp(f"saved_under_{backend}"))
+        if shared:
+            folder = os.path.join(shared, f"saved_under_{backend}")
+            if os.path.exists(os.path.join(folder, "saved.json")):
+                with open(os.path.join(folder, "saved.json")) as f:
+                    out[backend] = folder, json.load(f)
+                continue
+            os.makedirs(folder, exist_ok=True)
+        else:
+            folder = str(tmp_path_factory.mktemp(f"saved_under_{backend}"))
         env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
         env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
         env["OMP_NUM_THREADS"] = "1"
@@ -65,7 +76,6 @@ def saved(tmp_path_factory):
                 text=True,
             ),
         )
-    out = {}
     for backend, (folder, proc) in running.items():
         log, _ = proc.communicate(timeout=600)
         if proc.returncode:
