@@ -22,11 +22,11 @@ subprocess per other backend, both at once, once per pytest process (a
 module fixture); over the three CI runs every backend saves for and loads from
 every other. `make test` gives the three runs one folder,
 `KERAS_MM_TEST_SHARED_DIR`, where each backend's files are written once and
-then loaded by the two other runs (three saver runs per CI instead of six). Files are generated rather than committed: the test then covers
-today's saving code on every backend, and the repository keeps no binary
-fixtures (about 5 MB per backend with the optimizer state). The savers set the
-optimizer state directly instead of training, so only the loading side
-compiles a train step.
+then loaded by the two other runs (three saver runs per CI instead of six).
+Files are generated rather than committed: the test then covers today's saving
+code on every backend, and the repository keeps no binary fixtures (about 5 MB
+per backend with the optimizer state). The savers set the optimizer state
+directly instead of training, so only the loading side runs a train step.
 """
 
 import json
