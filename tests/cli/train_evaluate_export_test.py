@@ -132,6 +132,8 @@ def test_export_to_an_unwritable_place_is_one_line(trained_run, tmp_path, capsys
     )
 
 
+# The re-execution does not depend on the backend it starts from: once per CI.
+@pytest.mark.every_backend
 def test_backend_option_reexecutes_under_that_backend(capfd):
     other = OTHER_BACKEND[keras.backend.backend()]
     # The installed script, started under this backend: `--backend` replaces
