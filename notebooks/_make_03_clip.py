@@ -45,7 +45,7 @@ from keras_mm.models import CLIP
 
 keras.utils.set_random_seed(0)
 print("backend:", keras.backend.backend())
-data = load_shapes(num_train=1984, num_test=480, num_compositional=240)
+data = load_shapes(num_train=2000, num_test=480, num_compositional=240)
 print(len(data["class_names"]), "classes;", data["train"]["captions"][:3])"""
     ),
     new_markdown_cell(
