@@ -72,8 +72,8 @@ def make_task(n, seed):
     return x, actions, starts
 
 
-x_train, a_train, _ = make_task(1200, seed=0)
-x_test, a_test, s_test = make_task(400, seed=1)"""
+x_train, a_train, _ = make_task(1152, seed=0)  # whole batches of 64
+x_test, a_test, s_test = make_task(256, seed=1)  # one predict batch"""
     ),
     new_markdown_cell(
         """## Model
@@ -101,7 +101,7 @@ def build(**kwargs):
 model = build(action_dim=2, action_encoder=ActionEncoder(action_dim=2, hidden_dim=16,
                                                          num_layers=1))
 model.compile(optimizer=keras.optimizers.Adam(3e-3))
-history = model.fit(x_train, a_train, batch_size=64, epochs=6, verbose=0)
+history = model.fit(x_train, a_train, batch_size=64, epochs=4, verbose=0)
 for key in ("loss", "action_loss", "itc_loss", "vla_loss"):
     print(key, np.round(history.history[key], 3))
 assert history.history["action_loss"][-1] < 0.5 * history.history["action_loss"][0]"""
@@ -162,7 +162,7 @@ quadrant = (a_train[:, 0] > 0).astype("int32") + 2 * (a_train[:, 1] > 0)
 quadrant_test = (a_test[:, 0] > 0).astype("int32") + 2 * (a_test[:, 1] > 0)
 discrete = build(action_dim=4, action_type="discrete")
 discrete.compile(optimizer=keras.optimizers.Adam(3e-3))
-discrete.fit(x_train, quadrant, batch_size=64, epochs=6, verbose=0)
+discrete.fit(x_train, quadrant, batch_size=64, epochs=4, verbose=0)
 accuracy = float(np.mean(discrete.predict_actions(x_test) == quadrant_test))
 print(f"discrete quadrant accuracy: {accuracy:.3f} (chance 0.25)")
 assert accuracy > 0.6"""
