@@ -2,8 +2,8 @@
 
 import os
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from _notebook_file import write_notebook
+from nbformat.v4 import new_code_cell, new_markdown_cell
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -143,13 +143,4 @@ for fusion in ("gated", "concat"):
     ),
 ]
 
-nb = new_notebook(cells=cells)
-nb.metadata["kernelspec"] = {
-    "display_name": "Python 3",
-    "language": "python",
-    "name": "python3",
-}
-nb.metadata["language_info"] = {"name": "python"}
-for index, cell in enumerate(nb.cells):  # stable ids: clean diffs on regeneration
-    cell.id = f"cell-{index}"
-nbformat.write(nb, os.path.join(HERE, "05_vlap.ipynb"))
+write_notebook(cells, os.path.join(HERE, "05_vlap.ipynb"))

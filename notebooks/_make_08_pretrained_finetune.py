@@ -5,8 +5,8 @@ Run: python notebooks/_make_08_pretrained_finetune.py
 
 import os
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from _notebook_file import write_notebook
+from nbformat.v4 import new_code_cell, new_markdown_cell
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -295,16 +295,4 @@ channels-last (transpose `pixel_values` with `(0, 2, 3, 1)`)."""
     ),
 ]
 
-notebook = new_notebook(
-    cells=cells,
-    metadata={
-        "kernelspec": {
-            "display_name": "Python 3",
-            "language": "python",
-            "name": "python3",
-        }
-    },
-)
-for index, cell in enumerate(notebook.cells):  # stable ids: clean diffs on regeneration
-    cell.id = f"cell-{index}"
-nbformat.write(notebook, os.path.join(HERE, "08_pretrained_finetune.ipynb"))
+write_notebook(cells, os.path.join(HERE, "08_pretrained_finetune.ipynb"))

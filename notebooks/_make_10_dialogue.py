@@ -5,8 +5,8 @@ Run: python notebooks/_make_10_dialogue.py
 
 import os
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from _notebook_file import write_notebook
+from nbformat.v4 import new_code_cell, new_markdown_cell
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -241,13 +241,4 @@ equations and the tests."""
     ),
 ]
 
-nb = new_notebook(cells=cells)
-nb.metadata["kernelspec"] = {
-    "display_name": "Python 3",
-    "language": "python",
-    "name": "python3",
-}
-nb.metadata["language_info"] = {"name": "python"}
-for index, cell in enumerate(nb.cells):  # stable ids: clean diffs on regeneration
-    cell.id = f"cell-{index}"
-nbformat.write(nb, os.path.join(HERE, "10_dialogue.ipynb"))
+write_notebook(cells, os.path.join(HERE, "10_dialogue.ipynb"))

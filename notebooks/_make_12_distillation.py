@@ -5,8 +5,8 @@ Run: python notebooks/_make_12_distillation.py
 
 import os
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from _notebook_file import write_notebook
+from nbformat.v4 import new_code_cell, new_markdown_cell
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -158,13 +158,4 @@ embeddings through learned projections; the student's own contrastive loss is `L
     ),
 ]
 
-nb = new_notebook(cells=cells)
-nb.metadata["kernelspec"] = {
-    "display_name": "Python 3",
-    "language": "python",
-    "name": "python3",
-}
-nb.metadata["language_info"] = {"name": "python"}
-for index, cell in enumerate(nb.cells):  # stable ids: clean diffs on regeneration
-    cell.id = f"cell-{index}"
-nbformat.write(nb, os.path.join(HERE, "12_distillation.ipynb"))
+write_notebook(cells, os.path.join(HERE, "12_distillation.ipynb"))

@@ -17,6 +17,7 @@ notebook under every backend), so they run in one backend's process only.
 import pathlib
 import runpy
 import shutil
+import sys
 
 import keras
 import pytest
@@ -25,6 +26,7 @@ nbformat = pytest.importorskip("nbformat")
 
 NOTEBOOKS = pathlib.Path(__file__).parent.parent / "notebooks"
 COMMITTED = sorted(NOTEBOOKS.glob("[0-9]*.ipynb"))
+WRITER = "_notebook_file.py"  # what every generator imports to write its file
 STORED_BACKEND = "jax"  # `make notebooks` executes them under this backend
 
 pytestmark = pytest.mark.skipif(
@@ -43,10 +45,16 @@ def cells(notebook):
 
 def generate(generator, folder):
     """Runs a copy of `generator` in `folder`; returns the notebook it writes there."""
-    copy = pathlib.Path(folder) / generator.name
-    if copy != generator:
-        shutil.copyfile(generator, copy)
-    runpy.run_path(str(copy), run_name="__main__")
+    folder = pathlib.Path(folder)
+    for source in (generator, NOTEBOOKS / WRITER):
+        if folder / source.name != source:
+            shutil.copyfile(source, folder / source.name)
+    sys.path.insert(0, str(folder))  # as `python _make_x.py` puts its folder first
+    try:
+        runpy.run_path(str(folder / generator.name), run_name="__main__")
+    finally:
+        sys.path.remove(str(folder))
+        sys.modules.pop(WRITER[:-3], None)
     (written,) = pathlib.Path(folder).glob("[0-9]*.ipynb")
     return nbformat.read(written, as_version=4)
 
