@@ -55,9 +55,8 @@ def keras_mm_clip(cfg, dtype=None):
     from keras_mm.encoders import ImageEncoder, TextEncoder
     from keras_mm.models import CLIP
 
-    image = ImageEncoder(
-        image_shape=(cfg["image"], cfg["image"], 3),
-        patch_size=cfg["patch"],
+    # What both towers share: keras-hub's CLIP sizes, quick-GELU, epsilon 1e-5.
+    tower = dict(
         hidden_dim=cfg["width"],
         num_layers=cfg["layers"],
         num_heads=cfg["heads"],
@@ -66,18 +65,15 @@ def keras_mm_clip(cfg, dtype=None):
         layer_norm_epsilon=1e-5,
         dtype=dtype,
     )
+    image = ImageEncoder(
+        image_shape=(cfg["image"], cfg["image"], 3), patch_size=cfg["patch"], **tower
+    )
     text = TextEncoder(
         vocabulary_size=cfg["vocab"],
         max_sequence_length=cfg["context"],
-        hidden_dim=cfg["width"],
-        num_layers=cfg["layers"],
-        num_heads=cfg["heads"],
-        intermediate_dim=cfg["mlp"],
-        activation="quick_gelu",
-        layer_norm_epsilon=1e-5,
         causal=True,
         pooling="last",
-        dtype=dtype,
+        **tower,
     )
     return CLIP(image, text, embed_dim=cfg["embed"], loss="clip", dtype=dtype)
 
@@ -94,24 +90,21 @@ def keras_mm_inputs(model, images, tokens):
 def keras_hub_backbone(cfg, dtype=None):
     import keras_hub
 
-    vision = keras_hub.models.CLIPVisionEncoder(
-        patch_size=cfg["patch"],
+    tower = dict(
         hidden_dim=cfg["width"],
         num_layers=cfg["layers"],
         num_heads=cfg["heads"],
         intermediate_dim=cfg["mlp"],
-        image_shape=(cfg["image"], cfg["image"], 3),
         dtype=dtype,
+    )
+    vision = keras_hub.models.CLIPVisionEncoder(
+        patch_size=cfg["patch"], image_shape=(cfg["image"], cfg["image"], 3), **tower
     )
     text = keras_hub.models.CLIPTextEncoder(
         vocabulary_size=cfg["vocab"],
         embedding_dim=cfg["width"],
-        hidden_dim=cfg["width"],
-        num_layers=cfg["layers"],
-        num_heads=cfg["heads"],
-        intermediate_dim=cfg["mlp"],
         max_sequence_length=cfg["context"],
-        dtype=dtype,
+        **tower,
     )
     return keras_hub.models.CLIPBackbone(
         vision, text, projection_dim=cfg["embed"], dtype=dtype
