@@ -455,3 +455,21 @@ class CLIPCallsTest(TestCase):
         ):
             with self.assertRaisesRegex(ValueError, "at least 2 examples per batch"):
                 call()
+
+
+def test_positives_matrix_under_data_parallelism_must_span_the_global_batch(
+    monkeypatch,
+):
+    """A replica's `y` rows must have one column per sample of the global batch."""
+    from keras_mm.distribute import collectives
+
+    model = _clip()
+    y_pred = {
+        "image_embeddings": np.ones((4, 16), "float32"),
+        "text_embeddings": np.ones((4, 16), "float32"),
+    }
+    monkeypatch.setattr(collectives, "replica_count", lambda: 2)
+    monkeypatch.setattr(collectives, "all_gather", lambda x: x)
+    local = np.eye(4, dtype="float32")  # this replica's pairs only
+    with pytest.raises(ValueError, match=r"shape \(4, 8\); received \(4, 4\)"):
+        model.loss_terms(None, local, y_pred)
