@@ -25,12 +25,26 @@ def refused_dns(*args, **kwargs):
     raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
 
+HANG_SECONDS = 20
+
+
 def hanging_dns(*args, **kwargs):
-    time.sleep(5)  # A black-holed resolver.
+    time.sleep(HANG_SECONDS)  # A black-holed resolver.
     raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
 
 
-def assert_fast_clear_error(load, preset, limit=1.0):
+def no_dns(*args, **kwargs):
+    raise AssertionError("the network must not be consulted")
+
+
+def assert_fast_clear_error(load, preset, limit=HANG_SECONDS / 4):
+    """The error names the preset and arrives without waiting on the resolver.
+
+    The limit is a fraction of the resolver's hang rather than a wall-clock
+    promise: first imports (huggingface_hub) take seconds on a loaded CI machine.
+    """
+    import huggingface_hub  # noqa: F401  # Import time is not what is measured.
+
     start = time.perf_counter()
     with pytest.raises(ConnectionError) as error:
         load(preset)
@@ -54,7 +68,8 @@ def test_offline_variable_gives_a_fast_clear_error(
     load, preset, online_env, monkeypatch
 ):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(socket, "getaddrinfo", hanging_dns)  # never consulted
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    monkeypatch.setattr(socket, "create_connection", no_dns)
     message = assert_fast_clear_error(load, preset)
     assert "HF_HUB_OFFLINE=1 is set" in message
     if load is clip_from_keras_hub:
@@ -78,7 +93,7 @@ def test_blocked_network_gives_a_fast_clear_error(
     load, preset, dns, online_env, monkeypatch
 ):
     monkeypatch.setattr(socket, "getaddrinfo", dns)
-    message = assert_fast_clear_error(load, preset, limit=1.5)
+    message = assert_fast_clear_error(load, preset)
     assert "cannot be reached" in message
 
 
