@@ -1,12 +1,12 @@
 """`keras-mm train --devices N` and the multi-process options.
 
 `--devices 2` gives, after one epoch (4 steps), the weights of `--devices 1`
-with the same seed and global batch, to 1e-4, on every backend: the devices are TensorFlow logical CPU devices (`MirroredStrategy`),
-JAX host devices (`DataParallel`) or 2 torch processes
-(`DistributedDataParallel`). The call is made in this process:
-on JAX and TensorFlow, whose devices are fixed once the backend has started,
-the command runs again in a fresh interpreter; on torch it starts 2
-processes (forked here, to reuse this process's imports).
+with the same seed and global batch, to 1e-4, on every backend: the devices
+are TensorFlow logical CPU devices (`MirroredStrategy`), JAX host devices
+(`DataParallel`) or 2 torch processes (`DistributedDataParallel`). The call is
+made in this process: on JAX and TensorFlow, whose devices are fixed once the
+backend has started, the command runs again in a fresh interpreter; on torch it
+starts 2 processes (forked here, to reuse this process's imports).
 """
 
 import argparse
