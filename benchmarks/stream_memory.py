@@ -124,13 +124,17 @@ def child(pattern, image_size, batch, mode, steps):
         def on_train_batch_begin(self, step, logs=None):
             sampler.step = step
 
+        def on_train_batch_end(self, step, logs=None):
+            self.done = step + 1
+
     if mode == "stream":
         stream.set_epoch(0)
-    model.fit(data, epochs=1, verbose=0, callbacks=callbacks + [Step()])
+    step = Step()
+    model.fit(data, epochs=1, verbose=0, callbacks=callbacks + [step])
     peak = status_mib("VmHWM")
     print(json.dumps({
         "rss_before_compile_mib": cold, "compile_peak_mib": compile_peak,
-        "baseline_mib": baseline, "peak_mib": peak, "steps": sampler.step + 1,
+        "baseline_mib": baseline, "peak_mib": peak, "steps": step.done,
         **sampler.stop(), "read": stream.records_read,
     }))  # fmt: skip
 
