@@ -3,14 +3,24 @@
 Writes N generated 256-px JPEGs into img2dataset tar shards (1,000 per shard),
 then, in a fresh process per N, builds a small CLIP (conv image tower) and an
 `ImageTextDataset` over the shards, fits two warm-up steps (compiling the train
-step), records the resident set size (VmRSS), resets the peak, fits one epoch,
-and reports the peak (VmHWM) minus that baseline. A streamed epoch
-should need the same memory whatever N is.
+step), returns freed heap to the OS (`malloc_trim`), records the resident set
+size (VmRSS) as the baseline, resets the peak, fits one epoch, and reports the
+peak (VmHWM) minus that baseline. A streamed epoch should need the same memory
+whatever N is.
+
+That growth includes the train step's own working memory (XLA's activation
+and gradient buffers), which any `fit` needs, streamed or not. A control
+process (`resident`) measures it: the same model, warm-up and baseline, then
+an epoch of the same number of steps on one batch held in memory
+(`Dataset.from_tensors(batch).repeat(steps)`, so Keras' data adapter is the
+same). The streaming pipeline's own share is the streamed peak minus the
+resident peak. The compile peak (VmHWM of the warm-up) is reported apart.
 
 Usage: python benchmarks/stream_memory.py [--sizes 10000 40000] [--image-size 224]
 """
 
 import argparse
+import ctypes
 import io
 import json
 import os
@@ -18,6 +28,8 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
+import time
 
 import numpy as np
 from PIL import Image
@@ -52,7 +64,30 @@ def write_shards(root, n, per_shard=1000):
     return os.path.join(root, "shard-{00000..%05d}.tar" % (-(-n // per_shard) - 1))
 
 
-def child(pattern, image_size, batch):
+class Sampler:
+    """VmRSS every 20 ms with the training step it fell in (set by a callback)."""
+
+    def __init__(self):
+        self.step, self.samples, self._stop = -1, [], threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.samples.append((status_mib("VmRSS"), self.step))
+            time.sleep(0.02)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+        during = sorted(r for r, s in self.samples if s >= 1)  # past the first step
+        top = max(self.samples)
+        return {"median_mib": during[len(during) // 2], "max_at_step": top[1]}
+
+
+def child(pattern, image_size, batch, mode, steps):
+    import keras
+    import tensorflow as tf
 
     from keras_mm.cli.families import conv_image_encoder, text_encoder
     from keras_mm.data import ImageTextDataset
@@ -71,19 +106,48 @@ def child(pattern, image_size, batch):
         embed_dim=16,
     )
     model.compile(optimizer="adam")
+    data, callbacks = stream.dataset, [stream.callback(False)]
+    if mode == "resident":
+        one = tf.nest.map_structure(lambda t: t.numpy(), next(iter(data.take(1))))
+        data, callbacks = tf.data.Dataset.from_tensors(one).repeat(steps), []
     cold = status_mib("VmRSS")
     # Warm-up: two steps compile the train step and start tf.data's threads.
-    model.fit(stream.dataset.take(2), epochs=1, verbose=0)
+    model.fit(data.take(2), epochs=1, verbose=0)
+    compile_peak = status_mib("VmHWM")
+    ctypes.CDLL("libc.so.6").malloc_trim(0)  # a baseline of memory in use
     baseline = status_mib("VmRSS")
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset VmHWM to the current RSS (Linux)
-    stream.set_epoch(0)
-    model.fit(stream.dataset, epochs=1, verbose=0, callbacks=[stream.callback(False)])
+    sampler = Sampler()
+
+    class Step(keras.callbacks.Callback):
+        def on_train_batch_begin(self, step, logs=None):
+            sampler.step = step
+
+        def on_train_batch_end(self, step, logs=None):
+            self.done = step + 1
+
+    if mode == "stream":
+        stream.set_epoch(0)
+    step = Step()
+    model.fit(data, epochs=1, verbose=0, callbacks=callbacks + [step])
     peak = status_mib("VmHWM")
     print(json.dumps({
-        "rss_before_compile_mib": cold, "baseline_mib": baseline, "peak_mib": peak,
-        "read": stream.records_read,
+        "rss_before_compile_mib": cold, "compile_peak_mib": compile_peak,
+        "baseline_mib": baseline, "peak_mib": peak, "steps": step.done,
+        **sampler.stop(), "read": stream.records_read,
     }))  # fmt: skip
+
+
+def run_child(pattern, args, mode, steps=0):
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", pattern, str(args.image_size),
+         str(args.batch), mode, str(steps)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    r["growth_mib"] = round(r["peak_mib"] - r["baseline_mib"], 1)
+    return r
 
 
 def main():
@@ -91,21 +155,25 @@ def main():
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 40_000])
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--child", nargs=3)
+    parser.add_argument("--resident-steps", type=int, default=150)
+    parser.add_argument("--child", nargs=5)
     args = parser.parse_args()
     if args.child:
-        return child(args.child[0], int(args.child[1]), int(args.child[2]))
+        pattern, size, batch, mode, steps = args.child
+        return child(pattern, int(size), int(batch), mode, int(steps))
     results = {}
+    with tempfile.TemporaryDirectory() as root:
+        pattern = write_shards(root, 2 * args.batch)
+        r = run_child(pattern, args, "resident", args.resident_steps)
+        results["resident"] = r
+        print("resident", r, flush=True)
     for n in args.sizes:
         with tempfile.TemporaryDirectory() as root:
             pattern = write_shards(root, n)
-            out = subprocess.run(
-                [sys.executable, __file__, "--child", pattern, str(args.image_size),
-                 str(args.batch)],
-                capture_output=True, text=True, check=True,
-            )  # fmt: skip
-            r = json.loads(out.stdout.strip().splitlines()[-1])
-            r["growth_mib"] = round(r["peak_mib"] - r["baseline_mib"], 1)
+            r = run_child(pattern, args, "stream")
+            r["streaming_share_mib"] = round(
+                r["peak_mib"] - results["resident"]["peak_mib"], 1
+            )
             results[n] = r
             print(n, r, flush=True)
     results["load_average"] = os.getloadavg()
