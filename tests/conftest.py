@@ -1,11 +1,11 @@
 """Test-session settings and fixtures shared by every test folder.
 
-`make test` spreads each backend's run over two pytest-xdist workers, one test file
+`make test` spreads each backend's run over three pytest-xdist workers, one test file
 per work unit (so module fixtures are built once), and the files that use one of
 the costly session fixtures below (`SHARED_FIXTURES`) as one unit (so it is built
 once too). Workers take units in collection order, so the costly files come first
 (the notebooks, then files with `large` tests): the last units to start are then
-short and both workers end close together.
+short and the workers end close together.
 
 `hf_checkpoints`: tiny random `transformers` CLIP and SigLIP checkpoints and their
 reference outputs, made once per test session by tests/pretrained/hf_reference.py
