@@ -95,8 +95,9 @@ test: lint
 JAX_TEST_XLA_FLAGS := --xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false \
 	--xla_llvm_disable_expensive_passes=true
 # The TensorFlow run: one intra-op thread per op. Three workers with TensorFlow's default
-# pools (one thread per core each) spin for work on 2 cores; the run took 348 s with one
-# intra-op thread against 417 s with the default (the tests' models are tiny).
+# pools (one thread per core each) spin for work on 2 cores; in a clean-clone `.ci/run` the
+# run took 382 s with one intra-op thread against 417 s with the default (the tests'
+# models are tiny).
 # JAX's persistent compilation cache (fresh per `make test`) lets a test reuse what an
 # earlier test, an xdist worker or a JAX subprocess compiled for the same program: -11% CPU on
 # tests/models/vlmp_test.py alone (57 -> 51 s), more across files.
