@@ -11,7 +11,6 @@ backends. `make notebooks` executes them in real kernels to commit their outputs
 """
 
 import contextlib
-import gc
 import io
 import pathlib
 
@@ -60,8 +59,7 @@ def _reset_global_state():
 
     plt.close("all")
     keras.config.set_dtype_policy("float32")
-    keras.backend.clear_session()
-    gc.collect()
+    keras.backend.clear_session()  # with a full garbage collection
 
 
 @pytest.mark.large

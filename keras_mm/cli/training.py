@@ -151,10 +151,10 @@ def _start(config, run, data, make, replace, initial=None, inputs=None):
     With `replace` (`--overwrite`), the old run's files are deleted only now,
     after the data was read and the model built: a failed start keeps them.
     """
-    keras.utils.set_random_seed(config["seed"])
     if initial is not None:
         model = initial[0]
     else:
+        keras.utils.set_random_seed(config["seed"])
         model = build_model(
             config,
             tuple(data["train"]["images"].shape[1:]),
@@ -216,6 +216,13 @@ def _describe(config, data):
     )
 
 
+def _known_seed(args, run):
+    """The run's seed before `resolve_config`: saved (`--resume`) or given."""
+    if args.resume and run.exists():
+        return int(run.config().get("seed", DEFAULTS["seed"]))
+    return args.seed if args.seed is not None else DEFAULTS["seed"]
+
+
 def train(args):
     """`keras-mm train`, on the devices and processes of `distributed.runtime()`.
 
@@ -235,13 +242,19 @@ def train(args):
 def _train(args, run, runtime):
     from keras_mm.cli.initializing import load_init
 
+    # Seeded before `--init` loads a tokenizer, never after: `tf.random.set_seed`
+    # clears TensorFlow's kernel cache and with it the resource of a SentencePiece
+    # tokenizer (SigLIP's), which the stream then fails to find (tensorflow/text#570).
+    seed = _known_seed(args, run)
+    keras.utils.set_random_seed(seed)
     config, initial = resolve_config(args, run, load_init)
     runtime.record(config)
     if config["family"] == "text-to-image":
         from keras_mm.cli.text_to_image import train_text_to_image
 
         return train_text_to_image(args, run, config)
-    keras.utils.set_random_seed(config["seed"])
+    if config["seed"] != seed:
+        keras.utils.set_random_seed(config["seed"])
     state = run.checkpoint_state() if args.resume else None
     if state is not None and config["epochs"] < state["epoch"]:
         raise UsageError(

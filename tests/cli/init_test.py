@@ -227,3 +227,19 @@ def test_hub_name_offline_fails_in_one_line(tmp_path, capsys, monkeypatch):
     assert len(err.splitlines()) == 1, err
     assert "huggingface-cli download openai/clip-vit-base-patch32" in err
     assert not os.path.exists(tmp_path / "run")
+
+
+def test_siglip_init_streams_a_csv(checkpoints, tmp_path):
+    """SigLIP's SentencePiece tokenizer survives the run's seeding in a stream.
+
+    (`tf.random.set_seed` clears TensorFlow's kernel cache and with it the
+    tokenizer's resource, tensorflow/text#570: the stream then failed with
+    "Resource ... SentencepieceOp ... does not exist".)
+    """
+    from tests.data import stream_fixtures as fx
+
+    csv = fx.write_csv(str(tmp_path), fx.pick(12, 0))
+    out = str(tmp_path / "run")
+    argv = ["train", "--init", checkpoints["siglip"], "--dataset", csv, "--epochs", "1"]
+    assert main([*argv, "--batch-size", "4", "--verbose", "0", "--output", out]) == 0
+    assert np.isfinite(checkpoint_state(out)["history"][0]["loss"])
