@@ -196,9 +196,15 @@ class CaptionerTest(TestCase):
         images = batch(n=3, seed=3)["images"]
 
         def next_log_probs(rows, tokens):
-            x = {"images": images[rows], "token_ids": tokens.astype("int32")}
+            # Padded to one shape (9 hypotheses x 6 positions) for every call, so
+            # JAX compiles its eager ops once, not once per beam step: the causal
+            # decoder's logits at the last real position ignore what follows.
+            n, t = tokens.shape
+            padded = np.zeros((9, 6), "int32")
+            padded[:n, :t] = tokens
+            x = {"images": images[np.pad(rows, (0, 9 - n))], "token_ids": padded}
             logits = keras.ops.convert_to_numpy(model(x)["logits"])
-            return log_softmax(logits[:, -1])
+            return log_softmax(logits[:n, t - 1])
 
         # End token: one that greedy decoding emits mid-sequence, so the
         # "pad after the end" branch is exercised (same compiled loop: the end
