@@ -5,6 +5,7 @@ import os
 import signal
 import sys
 import time
+import warnings
 
 import keras
 import numpy as np
@@ -45,15 +46,16 @@ KILL_ENV = "KERAS_MM_TEST_KILL_AT"
 
 # ------------------------------------------------------------------ callbacks
 class NaNGuard(keras.callbacks.Callback):
-    """Stop training at the first non-finite loss and remember where."""
+    """Stop training at the first non-finite loss, or after an epoch without a
+    step (data smaller than one batch), and remember where."""
 
     def __init__(self):
         super().__init__()
-        self.epoch = 0
-        self.stopped_at = None
+        self.epoch = self.steps = 0
+        self.stopped_at = self.empty_epoch = None
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch + 1
+        self.epoch, self.steps = epoch + 1, 0
 
     def _check(self, logs, batch):
         loss = (logs or {}).get("loss")
@@ -64,9 +66,14 @@ class NaNGuard(keras.callbacks.Callback):
             self.model.stop_training = True
 
     def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
         self._check(logs, batch + 1)
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.steps == 0 and not self.model.stop_training:
+            self.empty_epoch = epoch + 1
+            self.model.stop_training = True
+            return
         self._check(logs, None)
 
 
@@ -83,7 +90,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.started = time.time()
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.guard.stopped_at is not None:
+        if self.guard.stopped_at is not None or self.guard.empty_epoch is not None:
             return  # keep the last good checkpoint
         if self.interrupt is not None and self.interrupt.cut_short():
             return  # an epoch stopped by Ctrl-C is not a finished epoch
@@ -328,7 +335,9 @@ def _train(args, run, runtime):
         started = time.time()
         previous = interrupt.install()
         try:
-            with runtime.fit_scope(model):
+            with runtime.fit_scope(model), warnings.catch_warnings():
+                # A stream's length is unknown until its end: Keras warns there.
+                warnings.filterwarnings("ignore", "Your input ran out of data")
                 model.fit(
                     fit_data,
                     epochs=config["epochs"],
@@ -343,15 +352,24 @@ def _train(args, run, runtime):
                 )
         except Exception as error:  # a bad record inside tf.data: one line
             converted = getattr(batches, "value_error", lambda e: None)(error)
-            if converted is None:
+            if converted is not None:
+                raise converted from None
+            if not (guard.steps == 0 and isinstance(error, UnboundLocalError)):
                 raise
-            raise converted from None
+            # Keras' JAX trainer fails on an epoch without a step (`logs` unset).
+            guard.empty_epoch = guard.epoch
         finally:
             signal.signal(signal.SIGINT, previous)
         if guard.stopped_at is not None:
             raise RunError(_nan_message(run, guard.stopped_at), EXIT_NAN)
         if interrupt.requested:
             raise RunError(_interrupt_message(run, interrupt), EXIT_INTERRUPTED)
+        if guard.empty_epoch is not None:
+            raise UsageError(
+                f"epoch {guard.empty_epoch} ran no training step: the training data "
+                f"gave no complete batch of --batch-size {config['batch_size']} (an "
+                "incomplete last batch is dropped); pass a smaller --batch-size"
+            )
         seconds = time.time() - started
         print(
             f"Trained epochs {initial_epoch + 1}-{config['epochs']} in "

@@ -4,6 +4,8 @@ import json
 import os
 import tarfile
 
+import pytest
+
 from keras_mm.cli import main
 from keras_mm.cli.streaming import stream_format
 from tests.data import stream_fixtures as fx
@@ -48,3 +50,14 @@ def test_train_and_evaluate_stream_tar_shards(tmp_path, capsys):
     assert main(["evaluate", run]) == 0
     metrics = metrics_of(run)
     assert 0 < metrics["test_images"] < 14 and "image_to_text_r1" in metrics
+
+
+@pytest.mark.filterwarnings("error:Your input ran out of data")
+def test_data_smaller_than_a_batch_is_a_clear_error(tmp_path, capsys):
+    """Not an epoch of no steps that "trains" to a NaN loss and a checkpoint."""
+    csv = fx.write_csv(str(tmp_path), fx.pick(4, 0))
+    run = str(tmp_path / "run")
+    assert main(["train", "--dataset", csv, "--output", run, *TINY]) == 2
+    err = capsys.readouterr().err
+    assert "epoch 1 ran no training step" in err and "--batch-size 4" in err, err
+    assert not os.path.exists(os.path.join(run, "checkpoint.json"))
