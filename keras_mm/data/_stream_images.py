@@ -115,6 +115,8 @@ def pil_decode(data, size):
     """Pillow decode to RGB uint8, using JPEG draft mode near `2 * size`."""
     from PIL import Image
 
+    if isinstance(data, np.ndarray):  # eager `numpy_function` (`load_image`)
+        data = data.item()
     with Image.open(io.BytesIO(data)) as img:
         if img.format == "JPEG":
             img.draft("RGB", (int(size), int(size)))
