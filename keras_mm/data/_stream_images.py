@@ -21,9 +21,9 @@ from keras_mm.data._files import resolve_under_root
 # Decoder branches of `decode`: JPEG at ratio 1, 2, 4, 8; tf.io (PNG/GIF/BMP); Pillow.
 JPEG_RATIOS = (1, 2, 4, 8)
 TF_IMAGE, PIL_IMAGE, BAD = 4, 5, -1
-# Antialias the bicubic resize only when the shortest side shrinks by more than
-# this factor: below it, skipping it (4x cheaper) moves the output by at most
-# 0.24 of 255 on average from Pillow's BICUBIC (benchmarks/RESULTS.md (c)).
+# Antialias the bicubic resize only where an axis shrinks by more than this
+# factor: up to it, skipping it (4x cheaper) adds at most 0.24 of 255 to the mean
+# difference from Pillow's BICUBIC on real photos (benchmarks/RESULTS.md (c)).
 ANTIALIAS_ABOVE = 1.1
 
 
