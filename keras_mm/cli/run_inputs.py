@@ -5,9 +5,10 @@ and feeds images scaled to [0, 1]. A run started with `--init` keeps the
 checkpoint's tokenizer as a keras-hub preset directory (`RUN/preprocessor/`) and
 its image mean and standard deviation in `run.json` (`"inputs"`). Either way
 images are read as the training stream reads them (shortest side resized, bicubic
-and antialiased, centre crop, `(x / 255 - mean) / std`), so `evaluate`, `export`
-(raw-input endpoints) and the commands that classify or search image files all
-see what training saw. Use `run_inputs(run, config)` after `load_run`.
+and antialiased above a 1.1x shrink, centre crop, `(x / 255 - mean) / std`), so
+`evaluate`, `export` (raw-input endpoints) and the commands that classify or
+search image files all see what training saw. Use `run_inputs(run, config)` after
+`load_run`.
 """
 
 import os

@@ -29,9 +29,10 @@ class ImageTextDataset:
     Only `prefetch` batches (plus the tar shuffle buffer of encoded bytes) are
     ever held, however large the split.
 
-    Images: shortest side resized to `image_size` (bicubic, antialiased) and
-    centre-cropped, or with `augment=True` a random resized crop (Szegedy et al.
-    2015; open_clip's `scale=(0.9, 1.0)`), then normalized per channel ("clip":
+    Images: shortest side resized to `image_size` (bicubic; antialiased where it
+    shrinks by more than 1.1x, after JPEG's DCT scaling) and centre-cropped, or
+    with `augment=True` a random resized crop (Szegedy et al. 2015; open_clip's
+    `scale=(0.9, 1.0)`), then normalized per channel ("clip":
     OpenAI CLIP's mean/std, "siglip": mean = std = 0.5, "unit": [0, 1]).
 
     Order: epoch `e` is a permutation drawn from `(seed, e)` (tar: shard order

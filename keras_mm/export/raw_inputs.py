@@ -3,8 +3,8 @@
 `encode_text_strings` tokenizes a batch of strings with the model's keras-hub
 tokenizer (a TensorFlow graph: byte-pair, SentencePiece or word-piece lookups
 saved as SavedModel resources) and runs the text tower; `encode_image_bytes`
-decodes each image, resizes its shortest side (bicubic, antialiased), crops the
-centre and normalises, exactly as the training stream
+decodes each image, resizes its shortest side (bicubic, antialiased above a 1.1x
+shrink), crops the centre and normalises, exactly as the training stream
 (`keras_mm.data.ImageTextDataset`) does, then runs the image tower. A client then
 needs neither the tokenizer nor the image preprocessing (the open_clip /
 TF-Serving gap this closes). Bad inputs fail with an `InvalidArgumentError` whose

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from keras_mm.data import ImageTextDataset
+from keras_mm.data._stream_images import load_image
 from keras_mm.models import CLIP
 from tests.data import stream_fixtures as fx
 from tests.models.model_test_utils import IMAGE_SHAPE, image_encoder, text_encoder
@@ -81,6 +82,10 @@ def test_every_photograph_is_used_and_matches_pillow(written):
         assert image.shape == (SIZE, SIZE, 3)
         # tf's and Pillow's antialiased bicubic kernels differ slightly.
         assert np.abs(image - expected).mean() < 0.03, name
+        # `keras-mm search --image` preprocesses one file the same way.
+        np.testing.assert_allclose(
+            load_image(path, SIZE, (0, 0, 0), (1, 1, 1), 10**8), image, atol=1e-6
+        )
 
 
 @pytest.mark.parametrize("fmt", ("csv", "tar"))
