@@ -16,6 +16,7 @@ backend); skipped when `transformers` is not installed. Nothing is downloaded.
 import gc
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 
@@ -30,6 +31,12 @@ def hf_checkpoints(tmp_path_factory):
     for module in ("torch", "transformers", "safetensors"):
         if importlib.util.find_spec(module) is None:
             pytest.skip(f"`{module}` is not installed (a test-only dependency)")
+    # `make test` shares one copy between its three backend runs (the files are
+    # read only, and the same for every backend): ~10 CPU-s of torch and
+    # `transformers` saved per run.
+    shared = os.environ.get("KERAS_MM_TEST_SHARED_DIR")
+    if shared and os.path.exists(os.path.join(shared, "hf", "reference.npz")):
+        return os.path.join(shared, "hf")
     out = str(tmp_path_factory.mktemp("hf"))
     env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     result = subprocess.run(
@@ -41,6 +48,9 @@ def hf_checkpoints(tmp_path_factory):
     )
     if result.returncode != 0:
         raise RuntimeError(f"hf_reference.py failed:\n{result.stderr[-4000:]}")
+    if shared:
+        shutil.copytree(out, os.path.join(shared, "hf.partial"), dirs_exist_ok=True)
+        os.replace(os.path.join(shared, "hf.partial"), os.path.join(shared, "hf"))
     return out
 
 
