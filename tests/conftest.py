@@ -70,6 +70,11 @@ def pytest_configure(config):
         "every_backend: starts the other backends itself; runs in the "
         f"{EVERY_BACKEND_HOST} run only",
     )
+    config.addinivalue_line(
+        "markers",
+        "backend_independent: uses no Keras backend (e.g. tf.data alone); runs in "
+        f"the {EVERY_BACKEND_HOST} run only",
+    )
 
 
 def pytest_collection_finish(session):
@@ -96,6 +101,13 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if item.get_closest_marker("every_backend"):
                 item.add_marker(skip)
+        independent = pytest.mark.skip(
+            reason="uses no Keras backend: runs once per CI, in the "
+            f"{EVERY_BACKEND_HOST} run"
+        )
+        for item in items:
+            if item.get_closest_marker("backend_independent"):
+                item.add_marker(independent)
 
     def rank(item):
         if item.path.name == "notebooks_test.py":

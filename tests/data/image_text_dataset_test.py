@@ -88,6 +88,7 @@ def test_every_photograph_is_used_and_matches_pillow(written):
         )
 
 
+@pytest.mark.backend_independent  # tf.data alone
 @pytest.mark.parametrize("fmt", ("csv", "tar"))
 def test_same_seed_same_order_and_epochs_resume(fmt, written):
     source, _ = written[fmt]
@@ -106,6 +107,7 @@ def test_same_seed_same_order_and_epochs_resume(fmt, written):
     assert texts(stream(source, seed=4, shuffle_buffer=4)) != epochs[0]
 
 
+@pytest.mark.backend_independent  # tf.data alone
 def test_a_split_far_larger_than_memory_is_never_materialised(tmp_path):
     """100,000 records at 224 px would be 60 GB of float32; read-ahead stays small."""
     fx.copy_photos(str(tmp_path), ["chessboard_RGB.png"])
@@ -133,6 +135,7 @@ def test_tar_reads_shards_lazily(written):
     assert data.records_read < 8
 
 
+@pytest.mark.backend_independent  # tf.data alone
 def test_normalization_and_augmentation(written):
     source, _ = written["csv"]
     plain = next(iter(stream(source, shuffle=False, with_group_ids=False)))
