@@ -57,6 +57,7 @@ def bad_csv(tmp_path_factory):
     return str(root), sources
 
 
+@pytest.mark.backend_independent  # tf.data alone
 def test_each_bad_record_is_a_value_error_naming_the_file(bad_csv):
     _, sources = bad_csv
     # Through the whole pipeline (iteration raises a plain ValueError) ...
@@ -76,6 +77,7 @@ def test_each_bad_record_is_a_value_error_naming_the_file(bad_csv):
         assert re.search(words.get(reason, reason), str(info.value)), info.value
 
 
+@pytest.mark.backend_independent  # tf.data alone
 def test_skip_counts_every_bad_record_per_epoch(bad_csv):
     root, _ = bad_csv
     data = stream(os.path.join(root, "all.csv"), on_error="skip")
@@ -120,6 +122,7 @@ def write_bad_tar(path):
     return str(path)
 
 
+@pytest.mark.backend_independent  # tf.data alone
 def test_tar_members_escaping_or_broken_are_named_or_counted(tmp_path):
     source = write_bad_tar(tmp_path / "bad-000.tar")
     data = stream(source, on_error="skip", batch_size=1)
