@@ -1,0 +1,357 @@
+"""Generate notebooks/14_search_and_serving.ipynb.
+
+Run: python notebooks/_make_14_search_and_serving.py
+"""
+
+import os
+
+from _notebook_file import write_notebook
+from nbformat.v4 import new_code_cell, new_markdown_cell
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+cells = [
+    new_markdown_cell(
+        """# 14 · From a pretrained checkpoint to search and serving
+
+The path most people take with a CLIP-style library, in five `keras-mm` commands:
+
+```bash
+keras-mm train --init clip_tiny --dataset photos.csv --output run   # fine-tune
+keras-mm classify run --images tree --output classified               # zero-shot labels
+keras-mm index run --images photos --output photos.index              # embed once
+keras-mm search photos.index "an orange cat" --output found           # query by text
+keras-mm export run                                                   # SavedModel
+```
+
+`--init` takes a Hugging Face CLIP / SigLIP checkpoint directory or a keras-hub preset
+directory (here a **tiny random keras-hub CLIP preset** written by the notebook: nothing
+is downloaded, and a real `clip_vit_base_patch16` preset directory takes its place
+unchanged). The run keeps the checkpoint's own tokenizer and image normalisation, and
+every later command reads images and texts exactly as training did. The data are the
+photographs that ship inside scikit-image, captioned by hand.
+
+The commands are called in this process with `keras_mm.cli.main([...])`, which takes
+the same arguments as the shell command and returns its exit code. Every result is
+checked with `assert` against the same computation done in Python with the run's model:
+the rankings of `classify` and `search`, and the SavedModel's raw-input endpoints
+(strings in, JPEG/PNG bytes in) against `encode_text` / `encode_image`."""
+    ),
+    new_code_cell(
+        """import csv
+import json
+import os
+import re
+import shutil
+import string
+import tempfile
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # offline: nothing is downloaded
+
+import keras
+import keras_hub
+import numpy as np
+import skimage.data
+from IPython.display import Image, display
+
+from keras_mm.cli import main
+from keras_mm.data import ImageTextDataset
+
+print("backend:", keras.backend.backend())
+keras.utils.set_random_seed(0)
+os.chdir(tempfile.mkdtemp())  # every path below is relative to a fresh folder"""
+    ),
+    new_markdown_cell(
+        """## 1 · Photographs, captions and a class-per-folder tree
+
+scikit-image ships a few dozen test images in its package folder. We take twenty
+JPEG and PNG photographs, copy them into `photos/`, and write `photos.csv` in the
+open_clip layout (a `filepath` and a `title` column), one caption each. The same files,
+sorted into one folder per class, make the tree that `classify` scores."""
+    ),
+    new_code_cell(
+        """SKIMAGE = os.path.dirname(skimage.data.__file__)
+PHOTOS = {  # file: (class, caption)
+    "astronaut.png": ("person", "a woman astronaut in a white space suit"),
+    "camera.png": ("person", "a man with a camera on a grey field"),
+    "chelsea.png": ("animal", "an orange cat with stripes"),
+    "horse.png": ("animal", "a black horse on a white background"),
+    "coffee.png": ("object", "a red cup of coffee on a white plate"),
+    "coins.png": ("object", "grey coins on a black background"),
+    "clock_motion.png": ("object", "a clock on a wall"),
+    "hubble_deep_field.jpg": ("sky", "many galaxies in the deep black sky"),
+    "moon.png": ("sky", "the grey surface of the moon"),
+    "rocket.jpg": ("vehicle", "a white rocket on the launch pad"),
+    "motorcycle_left.png": ("vehicle", "a red motorcycle in a garage"),
+    "motorcycle_right.png": ("vehicle", "a red motorcycle seen from the right"),
+    "brick.png": ("texture", "a grey brick wall"),
+    "grass.png": ("texture", "green grass seen from above"),
+    "gravel.png": ("texture", "grey gravel on the ground"),
+    "cell.png": ("microscope", "a cell under a microscope"),
+    "ihc.png": ("microscope", "a stained tissue under a microscope"),
+    "retina.jpg": ("microscope", "the red retina of an eye"),
+    "page.png": ("text", "a page of printed text"),
+    "text.png": ("text", "black text on a white background"),
+}
+os.makedirs("photos")
+with open("photos.csv", "w", newline="") as f:
+    writer = csv.writer(f)
+    writer.writerow(["filepath", "title"])
+    for name, (label, caption) in PHOTOS.items():
+        shutil.copy(os.path.join(SKIMAGE, name), os.path.join("photos", name))
+        writer.writerow([os.path.join("photos", name), caption])
+        os.makedirs(os.path.join("tree", label), exist_ok=True)
+        shutil.copy(os.path.join(SKIMAGE, name), os.path.join("tree", label, name))
+LABELS = sorted({label for label, _ in PHOTOS.values()})
+print(len(PHOTOS), "photographs;", "classes:", ", ".join(LABELS))
+print(open("photos.csv").read().splitlines()[:3])"""
+    ),
+    new_markdown_cell(
+        """## 2 · A stand-in for a downloaded checkpoint
+
+A keras-hub preset directory, as `save_to_preset` writes it (`config.json`,
+`model.weights.h5`, `tokenizer.json`, `preprocessor.json`, the tokenizer's assets),
+of a tiny random CLIP: 32-pixel images, one transformer layer per tower. Its
+byte-pair vocabulary covers the words this notebook uses (as in notebook 08: letters,
+merges that build whole words, the start and end tokens last)."""
+    ),
+    new_code_cell(
+        """QUERIES = ["an orange cat", "a red motorcycle", "the moon in the sky"]
+TEMPLATES = ["a photo of a {}.", "a picture of the {}."]
+texts = [c for _, c in PHOTOS.values()] + QUERIES + LABELS + TEMPLATES
+words = {w.strip("{}.") for t in texts for w in t.split()} - {""}
+words = sorted(words, key=len, reverse=True)
+
+
+def clip_bpe_vocabulary(words):
+    tokens = list(string.ascii_lowercase + ".")
+    tokens += [c + "</w>" for c in string.ascii_lowercase + "."]
+    merges = []
+    for word in words:
+        prefix = word[0]
+        for i, char in enumerate(word[1:], start=1):
+            right = char + "</w>" if i == len(word) - 1 else char
+            if f"{prefix} {right}" not in merges:
+                merges.append(f"{prefix} {right}")
+            if prefix + right not in tokens:
+                tokens.append(prefix + right)
+            prefix += char
+    tokens += ["<|startoftext|>", "<|endoftext|>"]
+    return {token: i for i, token in enumerate(tokens)}, merges
+
+
+vocabulary, merges = clip_bpe_vocabulary(words)
+vision = keras_hub.models.CLIPVisionEncoder(
+    patch_size=8, hidden_dim=32, num_layers=1, num_heads=4, intermediate_dim=64,
+    image_shape=(32, 32, 3),
+)
+text = keras_hub.models.CLIPTextEncoder(
+    vocabulary_size=len(vocabulary), embedding_dim=32, hidden_dim=32, num_layers=1,
+    num_heads=4, intermediate_dim=64, max_sequence_length=16,
+)
+backbone = keras_hub.models.CLIPBackbone(vision, text, projection_dim=32)
+positions = vision.embedding.position_ids  # keras-hub leaves them at 0 when random
+positions.assign(np.arange(positions.shape[-1])[None])
+tokenizer = keras_hub.models.CLIPTokenizer(
+    vocabulary=vocabulary, merges=merges, pad_with_end_token=True
+)
+backbone.save_to_preset("clip_tiny")
+keras_hub.models.CLIPPreprocessor(tokenizer, sequence_length=16).save_to_preset(
+    "clip_tiny"
+)
+print(len(vocabulary), "tokens;", sorted(os.listdir("clip_tiny")))"""
+    ),
+    new_markdown_cell(
+        """## 3 · Fine-tune: `keras-mm train --init`
+
+```bash
+keras-mm train --init clip_tiny --dataset photos.csv --epochs 4 --batch-size 8 \\
+    --learning-rate 0.002 --test-fraction 0.2 --output run
+```
+
+The preset fixes the architecture, the image size (32), the sequence length (16) and
+the tokenizer; the run directory stores the tokenizer (`run/preprocessor/`) and the
+image mean and standard deviation (`run.json`, `"inputs"`), so that `classify`,
+`index`, `search` and `export` need nothing but `run/`. (Add `--lock-image` for LiT,
+`--image-lr-multiplier 0.1` for a slower image tower.)"""
+    ),
+    new_code_cell(
+        """code = main([
+    "train", "--init", "clip_tiny", "--dataset", "photos.csv", "--epochs", "4",
+    "--batch-size", "8", "--learning-rate", "0.002", "--test-fraction", "0.2",
+    "--output", "run", "--verbose", "0",
+])  # fmt: skip
+assert code == 0
+with open("run/run.json") as f:
+    run_config = json.load(f)
+print("inputs:", run_config["inputs"])"""
+    ),
+    new_markdown_cell(
+        """## 4 · Classify a folder: `keras-mm classify`
+
+```bash
+keras-mm classify run --images tree --template "a photo of a {}." \\
+    --template "a picture of the {}." --output classified
+```
+
+The tree's folder names are the labels. Each label is written into every template, the
+prompt embeddings are averaged per label (CLIP's prompt ensembling), and each image gets
+the label whose embedding is closest. A tree also gives the accuracy and a confusion
+matrix (`classified/metrics.json`), and every run a contact sheet of the images with
+their top label. A random checkpoint fine-tuned for a few steps on twenty captions is
+no classifier; the point here is the machinery, checked below."""
+    ),
+    new_code_cell(
+        """argv = ["classify", "run", "--images", "tree", "--output", "classified"]
+for template in TEMPLATES:
+    argv += ["--template", template]
+assert main(argv) == 0
+display(Image(filename="classified/contact_sheet.png", width=640))"""
+    ),
+    new_markdown_cell(
+        """The same ranking in Python, with the run's model: texts through the checkpoint's
+tokenizer (the run keeps a copy in `run/preprocessor/`), images through `ImageTextDataset`
+with the run's image size, mean and standard deviation (the stream training read),
+then `encode_text` / `encode_image`, cosine similarities and `argmax` in NumPy."""
+    ),
+    new_code_cell(
+        """model = keras.saving.load_model("run/model.keras", compile=False)
+preprocessor = keras_hub.models.CLIPPreprocessor.from_preset("clip_tiny")
+inputs = run_config["inputs"]
+
+
+def unit(x):
+    x = np.asarray(x, dtype="float64")
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def tokenize(texts):  # strings to {"token_ids", "padding_mask"}
+    return preprocessor({"prompts": texts, "images": None})
+
+
+def embed_texts(texts):
+    tokens = tokenize(list(texts))
+    tokens = {k: keras.ops.convert_to_numpy(tokens[k]) for k in tokens}
+    return np.asarray(model.encode_text(tokens))
+
+
+def read_folder(folder):
+    # The files under `folder` and their pixels, as the run's stream reads them.
+    stream = ImageTextDataset(
+        folder, format="images", batch_size=8, image_size=inputs["image_size"],
+        normalization=(inputs["mean"], inputs["std"]), tokenizer=tokenize,
+        shuffle=False, drop_remainder=False, with_group_ids=False, with_refs=True,
+    )  # fmt: skip
+    batches = list(stream)
+    files = [r.decode() for b in batches for r in b["refs"]]
+    return files, np.concatenate([b["images"] for b in batches])
+
+
+files, pixels = read_folder("tree")
+images = unit(model.encode_image(pixels))
+prompts = [
+    unit(embed_texts([re.sub(r"\\ba (?=[aeiou])", "an ", t.format(c)) for c in LABELS]))
+    for t in TEMPLATES
+]  # "a photo of an object.": classify writes "an" before a vowel, as we do here
+similarity = images @ unit(np.mean(prompts, axis=0)).T  # (images, labels)
+with open("classified/predictions.json") as f:
+    predictions = json.load(f)["predictions"]
+assert [p["file"] for p in predictions] == files
+for p, row in zip(predictions, similarity):
+    assert abs(p["scores"][0] - row.max()) < 1e-5
+    assert p["labels"][0] == LABELS[row.argmax()] or row.max() - p["scores"][1] < 1e-5
+with open("classified/metrics.json") as f:
+    metrics = json.load(f)
+true = [LABELS.index(name.split(os.sep)[0]) for name in files]
+assert metrics["accuracy"] == np.mean(similarity.argmax(1) == true)
+print("classify == NumPy: top-1 labels, scores and accuracy")"""
+    ),
+    new_markdown_cell(
+        """## 5 · Index once, search by text and by image
+
+```bash
+keras-mm index run --images photos --output photos.index
+keras-mm search photos.index "an orange cat" --top-k 5 --output found
+keras-mm search photos.index --image photos/chelsea.png --top-k 5 --output found
+```
+
+`index` embeds the collection in one streaming pass (`photos.index/embeddings.npy`,
+unit rows, memory-mapped by `search`; `files.txt`); `search` ranks it exactly by cosine
+similarity, prints the top k and draws them (`found/search.png`)."""
+    ),
+    new_code_cell(
+        """assert main(["index", "run", "--images", "photos", "--output", "photos.index"]) == 0
+assert main(["search", "photos.index", QUERIES[0], "--top-k", "5", "--output", "found"]) == 0
+display(Image(filename="found/search.png", width=640))"""
+    ),
+    new_code_cell(
+        """def read_results():
+    with open("found/search.json") as f:
+        results = json.load(f)["results"]
+    return [r["file"] for r in results], np.array([r["score"] for r in results])
+
+
+def check_ranking(query_embedding):
+    found, scores = read_results()
+    want = indexed @ query_embedding
+    top = np.argsort(-want, kind="stable")[: len(found)]
+    np.testing.assert_allclose(scores, want[top], atol=1e-5)
+    for f, i in zip(found, top):  # the same files, unless two scores tie
+        assert f == indexed_files[i] or abs(want[i] - want[indexed_files.index(f)]) < 1e-5
+    return found
+
+
+indexed_files, photo_pixels = read_folder("photos")
+indexed = unit(model.encode_image(photo_pixels))
+indexed_files = [os.path.abspath(os.path.join("photos", f)) for f in indexed_files]
+stored = np.load("photos.index/embeddings.npy", mmap_mode="r")
+order = [indexed_files.index(f) for f in open("photos.index/files.txt").read().split()]
+np.testing.assert_allclose(stored, indexed[order], atol=1e-5)
+for query in QUERIES:
+    assert main(["search", "photos.index", query, "--output", "found", "--no-plots"]) == 0
+    check_ranking(unit(embed_texts([query]))[0])
+print()
+assert main(["search", "photos.index", "--image", "photos/chelsea.png", "--top-k", "5",
+             "--output", "found"]) == 0  # fmt: skip
+found = check_ranking(indexed[indexed_files.index(os.path.abspath("photos/chelsea.png"))])
+assert os.path.basename(found[0]) == "chelsea.png"  # a photo finds itself first
+print("search == NumPy for", len(QUERIES), "texts and one image")
+display(Image(filename="found/search.png", width=640))"""
+    ),
+    new_markdown_cell(
+        """## 6 · Export and serve strings and image bytes
+
+```bash
+keras-mm export run   # writes run/saved_model
+```
+
+Besides the tensor endpoints (`serve`, `encode_image`, `encode_text`), the SavedModel
+has raw-input ones, which take what a client has: `encode_text_strings` tokenizes a
+batch of strings inside the graph with the run's tokenizer, and `encode_image_bytes`
+decodes, resizes, crops and normalises encoded JPEG/PNG bytes inside the graph as the
+training stream does. A TensorFlow Serving client needs no tokenizer and no image code.
+The tokenizer ops come from TensorFlow Text (`import tensorflow_text` registers them;
+docs/serving.md shows how to load them without importing Keras)."""
+    ),
+    new_code_cell(
+        """assert main(["export", "run"]) == 0
+
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
+
+served = tf.saved_model.load("run/saved_model")
+got = served.encode_text_strings(tf.constant(QUERIES))["text_embeddings"].numpy()
+gap_text = np.abs(got - embed_texts(QUERIES)).max()
+
+names = ["chelsea.png", "rocket.jpg", "hubble_deep_field.jpg", "coffee.png"]
+data = [open(os.path.join("photos", n), "rb").read() for n in names]
+got = served.encode_image_bytes(tf.constant(data))["image_embeddings"].numpy()
+rows = [indexed_files.index(os.path.abspath(os.path.join("photos", n))) for n in names]
+gap_image = np.abs(got - np.asarray(model.encode_image(photo_pixels[rows]))).max()
+print(f"max |SavedModel - Keras|: texts {gap_text:.1e}, JPEG/PNG bytes {gap_image:.1e}")
+assert gap_text < 1e-5 and gap_image < 1e-5"""
+    ),
+]
+
+write_notebook(cells, os.path.join(HERE, "14_search_and_serving.ipynb"))
