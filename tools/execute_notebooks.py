@@ -10,8 +10,9 @@ matplotlib backend (inline: `display(fig)` stores a PNG), so MPLBACKEND is unset
 TensorFlow's C++ start-up lines (absl's "All log messages before
 absl::InitializeLog()", oneDNN, cudart_stub), which the kernel captures from its
 stderr, are dropped from the stored outputs with the CLI's own filter
-(`keras_mm.cli.quiet.is_noise`), and so is tqdm's warning that ipywidgets is not
-installed (it names this machine's paths). Cell timings are not recorded, so re-running
+(`keras_mm.cli.quiet.is_noise`), and so are tqdm's warning that ipywidgets is not
+installed (it names this machine's paths) and oneDNN's note that it runs int64
+ops without AVX-512. Cell timings are not recorded, so re-running
 changes only what the cells print and draw. A failing cell stops with the
 notebook and cell named, leaving the file as it was.
 """
@@ -42,6 +43,9 @@ is_tensorflow_noise = _load_quiet().is_noise
 KERNEL_NOISE = (
     "TqdmWarning: IProgress not found",
     "from .autonotebook import tqdm as notebook_tqdm",
+    # oneDNN's note (logged as an error) when tf.data runs an int64 op on a CPU
+    # without AVX-512 (the streams' tokenizers); it falls back to Eigen.
+    "oneDNN supports DT_INT64 only on platforms with AVX-512",
 )
 
 
