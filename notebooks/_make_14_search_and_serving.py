@@ -132,7 +132,7 @@ def clip_bpe_vocabulary(words):
     tokens = list(string.ascii_lowercase + ".")
     tokens += [c + "</w>" for c in string.ascii_lowercase + "."]
     merges = []
-    for word in sorted(words, key=len, reverse=True):  # longest words win
+    for word in sorted(words, key=lambda w: (-len(w), w)):  # longest words win
         prefix = word[0]
         for i, char in enumerate(word[1:], start=1):
             right = char + "</w>" if i == len(word) - 1 else char
