@@ -55,14 +55,21 @@ import keras_hub
 import numpy as np
 import PIL.Image
 import skimage.data
-from IPython.display import Image, display
+from IPython.display import display
 
 from keras_mm.cli import main
 from keras_mm.data import ImageTextDataset
 
 print("backend:", keras.backend.backend())
 keras.utils.set_random_seed(0)
-os.chdir(tempfile.mkdtemp())  # every path below is relative to a fresh folder"""
+os.chdir(tempfile.mkdtemp())  # every path below is relative to a fresh folder
+
+
+def show(png, width=720):
+    # A picture the CLI wrote, at display size in 256 colours (a small notebook file).
+    image = PIL.Image.open(png).convert("RGB")
+    image.thumbnail((width, 2 * width))
+    display(image.quantize(256))"""
     ),
     new_markdown_cell(
         """## 1 · Photographs, captions and a class-per-folder tree
@@ -227,7 +234,7 @@ with open("classified/metrics.json") as f:
 print("confusion matrix (rows: true class, columns: predicted class):")
 for label, row in zip(metrics["labels"], metrics["confusion_matrix"]):
     print(f"{label:>10}", *row)
-display(Image(filename="classified/contact_sheet.png", width=640))"""
+show("classified/contact_sheet.png")"""
     ),
     new_markdown_cell(
         """The same ranking in Python, with the run's model: texts through the
@@ -319,14 +326,14 @@ query = "an orange cat"
 argv = ["search", "photos.index", query, "--top-k", "5", "--output", "found"]
 assert main(argv) == 0
 check_search(unit(embed_texts([query]))[0])
-display(Image(filename="found/search.png", width=640))"""
+show("found/search.png")"""
     ),
     new_code_cell(
         """argv = ["search", "photos.index", "--image", "photos/chelsea.png", "--top-k", "5"]
 assert main(argv + ["--output", "found"]) == 0
 found = check_search(images[names.index("chelsea.png")])
 assert found[0] == "chelsea.png"  # a photograph finds itself first
-display(Image(filename="found/search.png", width=640))"""
+show("found/search.png")"""
     ),
     new_markdown_cell(
         """## 6 · Export, and serve strings and image bytes
