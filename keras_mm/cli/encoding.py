@@ -81,9 +81,7 @@ class RunModel:
             batch_size=batch_size,
             image_size=self.image_size,
             normalization=self.normalization,
-            vocabulary=self.vocabulary,
-            tokenizer=None if self.vocabulary is not None else self.inputs.text,
-            sequence_length=self.sequence_length,
+            with_texts=False,  # images only: no tokenizer in the stream
             shuffle=False,
             drop_remainder=False,
             with_group_ids=False,

@@ -118,19 +118,18 @@ def loader(stream, iteration, epoch):
 
 
 def tokenize(stream, batch):
-    tokens = stream.tokenizer(batch["text"])
-    if isinstance(tokens, dict):
-        token_ids, mask = tokens["token_ids"], tokens["padding_mask"]
-    else:
-        token_ids, mask = tokens, tf.not_equal(tokens, 0)
+    inputs = {"images": batch["images"]}
+    if stream.tokenizer is not None:  # None: an image-only stream
+        tokens = stream.tokenizer(batch["text"])
+        if isinstance(tokens, dict):
+            token_ids, mask = tokens["token_ids"], tokens["padding_mask"]
+        else:
+            token_ids, mask = tokens, tf.not_equal(tokens, 0)
+        inputs["token_ids"] = tf.cast(token_ids, tf.int32)
+        inputs["padding_mask"] = tf.cast(mask, tf.bool)
     group = batch["group"]
     size = tf.shape(group, out_type=tf.int64)[0]
     group = tf.where(group < 0, tf.range(size, dtype=tf.int64), group)
-    inputs = {
-        "images": batch["images"],
-        "token_ids": tf.cast(token_ids, tf.int32),
-        "padding_mask": tf.cast(mask, tf.bool),
-    }
     if stream.with_refs:
         inputs["refs"] = batch["ref"]
     if stream.with_group_ids:

@@ -90,6 +90,9 @@ class ImageTextDataset:
         with_refs: bool. Add `"refs"` to `inputs`: the image of each row (its
             path under the image root, or `shard:member` for tar shards), so
             that rows can be traced to files when bad records are skipped.
+        with_texts: bool. False streams images only: no tokenizer is built or
+            run, and `inputs` has no `"token_ids"` / `"padding_mask"` (for
+            embedding images, as `keras-mm index` and `classify` do).
 
     Example (a CSV with `filepath` and `title` columns; see docs/data.md):
 
@@ -126,6 +129,7 @@ class ImageTextDataset:
         with_group_ids=True,
         test_fraction=None,
         with_refs=False,
+        with_texts=True,
     ):
         import os
 
@@ -187,7 +191,9 @@ class ImageTextDataset:
         )  # fmt: skip
         self._max_bytes = max_bytes
         self.vocabulary = None
-        if tokenizer is None:
+        if not with_texts:
+            tokenizer = None  # images only: nothing to tokenize
+        elif tokenizer is None:
             from keras_mm.data.tokenizer import make_tokenizer
             from keras_mm.data.vocabulary import build_vocabulary
 
