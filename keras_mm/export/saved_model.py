@@ -305,7 +305,8 @@ def export_saved_model(
     Bad raw inputs (empty strings, bytes that are not JPEG/PNG) raise an
     `InvalidArgumentError` naming the endpoint and the input.
 
-    Every endpoint runs in inference mode with a free batch dimension. The
+    Every endpoint runs in inference mode with a free batch dimension; no
+    gradient functions are saved (an artifact to serve, not to train). The
     artifact needs TensorFlow, not Keras, to load and serve.
 
     On TensorFlow and JAX (through `jax2tf`, with a symbolic batch size) the
