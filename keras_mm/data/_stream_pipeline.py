@@ -15,7 +15,9 @@ from keras_mm.data._stream_tar import read_shard
 AUTOTUNE = tf.data.AUTOTUNE
 PREFETCH_BATCHES = 2
 RAM_BUDGET = 256 * 2**20  # bytes
-TAR_CHUNK = 16  # samples per call of the tar generator (0.1 ms less per sample)
+# Samples per Python call of the tar generator: 3.25-3.35 ms CPU per image with
+# 64 against 3.3-3.42 with 16 (benchmarks/RESULTS.md (c)).
+TAR_CHUNK = 64
 
 
 @tf.autograph.experimental.do_not_convert
