@@ -94,20 +94,17 @@ def pytest_collection_finish(session):
 def pytest_collection_modifyitems(config, items):
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
     if backend != EVERY_BACKEND_HOST:
-        skip = pytest.mark.skip(
-            reason="starts every other backend itself: runs once per CI, in the "
-            f"{EVERY_BACKEND_HOST} run"
-        )
+        why = {
+            "every_backend": "starts every other backend itself",
+            "backend_independent": "uses no Keras backend",
+        }
         for item in items:
-            if item.get_closest_marker("every_backend"):
-                item.add_marker(skip)
-        independent = pytest.mark.skip(
-            reason="uses no Keras backend: runs once per CI, in the "
-            f"{EVERY_BACKEND_HOST} run"
-        )
-        for item in items:
-            if item.get_closest_marker("backend_independent"):
-                item.add_marker(independent)
+            for marker, reason in why.items():
+                if item.get_closest_marker(marker):
+                    item.add_marker(pytest.mark.skip(
+                        reason=f"{reason}: runs once per CI, in the "
+                        f"{EVERY_BACKEND_HOST} run"
+                    ))  # fmt: skip
 
     def rank(item):
         if item.path.name == "notebooks_test.py":

@@ -20,6 +20,11 @@ RAM_BUDGET = 256 * 2**20  # bytes
 TAR_CHUNK = 64
 
 
+def columns(samples):
+    """Samples `[(ref, data, text, error), ...]` as four object arrays."""
+    return tuple(np.array(c, dtype=object) for c in zip(*samples))
+
+
 @tf.autograph.experimental.do_not_convert
 def records(stream, epoch, skip):
     """`(ref, image_bytes, text, group, error)` of one epoch, in order."""
@@ -48,10 +53,10 @@ def records(stream, epoch, skip):
                 if stream.keep is None or sample[3] or stream.keep(sample[0]):
                     chunk.append(sample)
                 if len(chunk) == TAR_CHUNK:
-                    yield tuple(np.array(c, dtype=object) for c in zip(*chunk))
+                    yield columns(chunk)
                     chunk = []
             if chunk:
-                yield tuple(np.array(c, dtype=object) for c in zip(*chunk))
+                yield columns(chunk)
 
         return tf.data.Dataset.from_generator(
             gen, output_signature=spec, args=(shards[index],)

@@ -155,6 +155,12 @@ class ImageTextDataset:
         self.shuffle_buffer = _positive("shuffle_buffer", shuffle_buffer)
         self.drop_remainder, self.with_group_ids = drop_remainder, with_group_ids
         self.with_refs = bool(with_refs)
+        if not with_texts and (tokenizer is not None or vocabulary is not None):
+            raise ValueError(
+                "`with_texts=False` streams images only: pass no `tokenizer` or "
+                f"`vocabulary`. Received: tokenizer={tokenizer!r}, "
+                f"vocabulary of {len(vocabulary or ())} words"
+            )
         self.counts = BadRecordCounts()
         self._epoch, self._skip, self._iteration, self._pinned = 0, 0, -1, False
         self.records, self.shards, self.class_names = None, None, None
@@ -191,9 +197,7 @@ class ImageTextDataset:
         )  # fmt: skip
         self._max_bytes = max_bytes
         self.vocabulary = None
-        if not with_texts:
-            tokenizer = None  # images only: nothing to tokenize
-        elif tokenizer is None:
+        if with_texts and tokenizer is None:
             from keras_mm.data.tokenizer import make_tokenizer
             from keras_mm.data.vocabulary import build_vocabulary
 

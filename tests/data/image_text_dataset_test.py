@@ -39,8 +39,10 @@ def written(tmp_path_factory):
 
 
 def stream(source, **kwargs):
-    args = dict(batch_size=BATCH, image_size=SIZE, vocabulary=fx.VOCABULARY)
-    args.update(sequence_length=LENGTH, **kwargs)
+    args = dict(batch_size=BATCH, image_size=SIZE)
+    if kwargs.get("with_texts", True):
+        args.update(vocabulary=fx.VOCABULARY, sequence_length=LENGTH)
+    args.update(kwargs)
     return ImageTextDataset(source, **args)
 
 
@@ -163,6 +165,7 @@ def test_bad_arguments_name_the_argument(written):
         ({"normalization": "imagenet"}, "normalization"),
         ({"batch_size": 0}, "batch_size"),
         ({"caption_key": "caption"}, "caption_key"),
+        ({"with_texts": False, "vocabulary": ["[PAD]", "a"]}, "with_texts"),
     ):
         with pytest.raises(ValueError, match=name):
             stream(source, **kwargs)
