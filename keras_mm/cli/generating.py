@@ -8,6 +8,7 @@ import numpy as np
 from keras_mm.cli.app import RunError
 from keras_mm.cli.checkpoints import MODEL, VOCABULARY, RunDir
 from keras_mm.cli.parser import UsageError
+from keras_mm.cli.text_to_image import DEFAULT_GUIDANCE_SCALE, DEFAULT_TOP_P
 from keras_mm.models import CLIP, TextToImage
 
 GRID_SCALE = 4  # grid.png shows the samples enlarged (nearest neighbour)
@@ -67,16 +68,26 @@ def generate(args):
             clip.vocabulary = clip_run.read_json(VOCABULARY)
     if args.top_p is not None and args.top_p > 1:
         raise UsageError(f"--top-p must be in (0, 1], got {args.top_p}")
+    guidance, top_p = args.guidance_scale, args.top_p
+    if model.prompt_dropout:  # a run of this version: its measured best settings
+        guidance = DEFAULT_GUIDANCE_SCALE if guidance is None else guidance
+        top_p = DEFAULT_TOP_P if top_p is None else top_p
+    elif guidance is not None:
+        raise UsageError(
+            f"--guidance-scale needs a run trained with prompt dropout; {args.run!r} "
+            "was not (train it again with this version of keras-mm)"
+        )
     images = model.generate(
         args.prompts,
         num_samples=args.num_samples,
         temperature=args.temperature,
         top_k=args.top_k,
-        top_p=args.top_p,
+        top_p=top_p,
         seed=args.seed,
         rerank=clip,
         keep=args.num_samples,
         batch_size=args.batch_size,
+        guidance_scale=guidance,
     )
     images = images.reshape((len(args.prompts), args.num_samples) + images.shape[1:])
     for prompt, samples in zip(args.prompts, images):

@@ -187,7 +187,7 @@ def _add_train(subparsers):
     p.add_argument(
         "--tokenizer-epochs",
         type=_positive_int,
-        help="text-to-image: epochs of the image tokenizer stage (default 10)",
+        help="text-to-image: epochs of the image tokenizer stage (default 12)",
     )
     p.add_argument("--batch-size", type=_positive_int, help="batch size (default 64)")
     p.add_argument("--learning-rate", type=_positive_float, help="AdamW learning rate")

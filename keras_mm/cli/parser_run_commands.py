@@ -119,6 +119,17 @@ def add_generate(subparsers):
         help="sampling temperature (0 = greedy; default 1)",
     )
     p.add_argument("--top-k", type=_positive_int, help="sample among the k likeliest")
-    p.add_argument("--top-p", type=_positive_float, help="nucleus mass in (0, 1]")
+    p.add_argument(
+        "--top-p",
+        type=_positive_float,
+        help="nucleus mass in (0, 1] (default 0.9 for runs trained with prompt "
+        "dropout, as `keras-mm train` makes them; else 1)",
+    )
+    p.add_argument(
+        "--guidance-scale",
+        type=_non_negative_float,
+        help="classifier-free guidance scale; 1 = none (default 2 for runs "
+        "trained with prompt dropout)",
+    )
     p.add_argument("--seed", type=_non_negative_int, default=0, help="random seed")
     p.add_argument("--batch-size", type=_positive_int, default=64)

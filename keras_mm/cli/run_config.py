@@ -202,6 +202,12 @@ def resolve_config(args, run, load_init=None):
         raise UsageError("--tokenizer-epochs applies to --family text-to-image only")
     config.update(given)
     config["dataset"] = _dataset_spec(args)
+    if given.get("family") == "text-to-image" and args.dataset == SHAPES:
+        from keras_mm.cli.text_to_image import FAMILY_DATASET_DEFAULTS
+
+        for key, value in FAMILY_DATASET_DEFAULTS.items():
+            if getattr(args, key) is None:
+                config["dataset"][key] = value
     config["dataset"]["split_seed"] = config["seed"]
     config["backend"] = keras.backend.backend()
     initial = None

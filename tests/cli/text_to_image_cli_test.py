@@ -7,6 +7,7 @@ import keras
 import numpy as np
 
 from keras_mm.cli import main
+from keras_mm.cli.text_to_image import DEFAULT_GUIDANCE_SCALE, DEFAULT_TOP_P
 from tests.cli.cli_helpers import train
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -30,6 +31,11 @@ T2I = [
     "--verbose",
     "0",
 ]
+
+
+def run_config(run):
+    with open(run / "run.json", encoding="utf-8") as f:
+        return json.load(f)
 
 
 def test_train_resume_and_generate_with_clip_rerank(tmp_path, capsys):
@@ -64,8 +70,45 @@ def test_train_resume_and_generate_with_clip_rerank(tmp_path, capsys):
             assert f.read(8) == PNG_MAGIC
     sample = keras.utils.load_img(str(out / "a_red_circle" / "sample-0.png"))
     assert sample.size == (16, 16)
+    # Without --rerank, the samples are the model's own with the run's
+    # default guidance and top-p (it was trained with prompt dropout).
+    assert (
+        model.prompt_dropout > 0 and run_config(run)["dataset"]["train_samples"] == 64
+    )
+    args = ["generate", str(run), "a red circle", "--num-samples", "2", "--seed", "3"]
+    assert main([*args, "--output", str(out / "plain")]) == 0
+    expected = model.generate(
+        ["a red circle"],
+        num_samples=2,
+        seed=3,
+        guidance_scale=DEFAULT_GUIDANCE_SCALE,
+        top_p=DEFAULT_TOP_P,
+    )
+    for i, image in enumerate(expected):
+        png = keras.utils.load_img(
+            str(out / "plain" / "a_red_circle" / f"sample-{i}.png")
+        )
+        np.testing.assert_array_equal(np.asarray(png), np.round(image * 255))
     # Bad input is one line on stderr, exit code 1, no traceback.
     assert main(["generate", str(run), "a mauve circle", "--output", str(out)]) == 1
     assert "unknown ['mauve']" in capsys.readouterr().err
     assert main(["generate", str(clip_run), "a red", "--output", str(out)]) == 1
     assert "not a TextToImage" in capsys.readouterr().err
+
+
+def test_family_defaults_are_the_measured_settings(tmp_path):
+    """The defaults benchmarks/RESULTS.md measured (quality and time)."""
+    from keras_mm.cli.checkpoints import RunDir
+    from keras_mm.cli.parser import make_parser
+    from keras_mm.cli.run_config import resolve_config
+
+    argv = ["train", "--family", "text-to-image", "--dataset", "shapes"]
+    args = make_parser().parse_args([*argv, "--output", str(tmp_path / "run")])
+    config, _ = resolve_config(args, RunDir(str(tmp_path / "run")))
+    assert config["dataset"]["train_samples"] == 8000
+    assert (config["tokenizer_epochs"], config["epochs"], config["width"]) == (
+        12,
+        12,
+        128,
+    )
+    assert config["learning_rate"] == 2e-3

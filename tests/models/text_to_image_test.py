@@ -9,6 +9,7 @@ from keras import ops
 from scipy.special import erf
 
 from keras_mm.models import CLIP, ImageTokenizer, TextToImage
+from keras_mm.models.text_to_image.guidance import PromptDropout
 from keras_mm.models.text_to_image.sampling import filter_and_sample
 from keras_mm.models.text_to_image.vector_quantizer import VectorQuantizer, vq_losses
 from tests.losses.backend_utils import value_and_grad
@@ -249,6 +250,71 @@ def test_greedy_generation_equals_numpy_greedy_decode(model):
     assert images.shape == (2, 16, 16, 3) and 0 <= images.min() <= images.max() <= 1
 
 
+def guided_copy(model, prompt_dropout=0.25):
+    config = model.get_config()
+    config["prompt_dropout"] = prompt_dropout
+    guided = TextToImage.from_config(config)
+    guided.transformer.set_weights(model.transformer.get_weights())
+    guided.image_tokenizer.set_weights(model.image_tokenizer.get_weights())
+    return guided
+
+
+def test_guided_greedy_generation_equals_numpy_guided_decode(model, tmp_path):
+    guided = guided_copy(model)
+    prompts, scale = ["a red circle", "blue square"], 2.5
+    codes = guided.generate(
+        prompts, num_samples=2, temperature=0, guidance_scale=scale, return_codes=True
+    )[1][::2]
+    offset = len(VOCAB)
+    text = guided.tokenize(prompts)
+    empty = np.zeros_like(text)  # classifier-free guidance's empty prompt
+    image = np.zeros((2, 0), "int64")
+    for _ in range(16):
+        with_text = oracle_transformer(
+            model.transformer, np.concatenate([text, image], 1)
+        )
+        without = oracle_transformer(
+            model.transformer, np.concatenate([empty, image], 1)
+        )
+        u, c = without[:, -1, offset:], with_text[:, -1, offset:]
+        image = np.concatenate(
+            [image, (u + scale * (c - u)).argmax(-1)[:, None] + offset], 1
+        )
+    np.testing.assert_array_equal(codes.reshape(2, -1), image - offset)
+    plain = model.generate(prompts, num_samples=2, temperature=0, return_codes=True)[1]
+    assert not np.array_equal(codes, plain[::2])  # the guidance changed the samples
+    # Scale 1 is plain conditional sampling, also when sampling (same seed).
+    once = guided.generate(
+        prompts, num_samples=2, seed=4, guidance_scale=1.0, return_codes=True
+    )[1]
+    np.testing.assert_array_equal(
+        once, model.generate(prompts, num_samples=2, seed=4, return_codes=True)[1]
+    )
+    path = os.path.join(tmp_path, "guided.keras")
+    guided.save(path)
+    loaded = keras.saving.load_model(path)
+    again = loaded.generate(
+        prompts, num_samples=2, temperature=0, guidance_scale=scale, return_codes=True
+    )[1][::2]
+    assert loaded.prompt_dropout == 0.25
+    np.testing.assert_array_equal(again, codes)
+    with pytest.raises(ValueError, match="guidance_scale"):
+        guided.generate(prompts, guidance_scale=-1.0)
+
+
+def test_prompt_dropout_empties_whole_prompts_in_training_only():
+    ids = np.random.default_rng(0).integers(2, 7, (2000, TEXT_LENGTH)).astype("int32")
+    layer = PromptDropout(0.3, seed=1)
+    dropped = np.asarray(ops.convert_to_numpy(layer(ids, training=True)))
+    empty = (dropped == 0).all(axis=1)
+    np.testing.assert_array_equal(dropped[~empty], ids[~empty])  # whole rows only
+    assert 0.25 < empty.mean() < 0.35
+    np.testing.assert_array_equal(ops.convert_to_numpy(layer(ids)), ids)
+    assert PromptDropout.from_config(layer.get_config()).rate == 0.3
+    with pytest.raises(ValueError, match="prompt_dropout"):
+        PromptDropout(1.0)
+
+
 def test_filter_and_sample_matches_numpy():
     rng = np.random.default_rng(5)
     logits = rng.normal(size=(6, 7)).astype("float32") * 2
@@ -360,6 +426,7 @@ def test_fit_step_trains_transformer_only(model):
         ({"prompts": ["a red"], "top_k": 9}, "top_k"),
         ({"prompts": ["a red"], "top_p": 0.0}, "top_p"),
         ({"prompts": ["a red"], "rerank": "clip"}, "rerank"),
+        ({"prompts": ["a red"], "guidance_scale": 2.0}, "prompt_dropout"),
     ],
 )
 def test_bad_generate_arguments(model, kwargs, match):

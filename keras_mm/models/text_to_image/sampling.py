@@ -10,6 +10,8 @@ same samples on every backend (up to float rounding of near-ties).
 import keras
 from keras import ops
 
+from keras_mm.models.text_to_image.guidance import guide
+
 
 def filter_and_sample(logits, uniforms, temperature, top_k, top_p):
     """One token per row from `(batch, K)` logits.
@@ -61,28 +63,43 @@ class ImageTokenSampler(keras.layers.Layer):
     samples an image token from the image-token logits and runs that single
     token against the cache (`CausalTransformer.step`).
 
+    With `guided=True` every prompt is decoded twice, with its text and with
+    the empty prompt, and tokens are drawn from the classifier-free guided
+    logits (`guidance.guide`); both copies continue with the drawn token.
+
     Call arguments:
         prompt_ids: `(batch, text_length)` int32 text token ids.
         uniforms: `(batch, num_tokens)` float32 in [0, 1).
         temperature, top_k, top_p: `(batch,)` sampling settings (see
             `filter_and_sample`).
+        guidance: `(batch,)` float guidance scale (used with `guided=True`).
 
     Returns:
         `(batch, num_tokens)` int32 image codes in `[0, num_codes)`.
     """
 
-    def __init__(self, decoder, text_vocabulary_size, num_tokens, **kwargs):
+    def __init__(
+        self, decoder, text_vocabulary_size, num_tokens, guided=False, **kwargs
+    ):
         super().__init__(**kwargs)
         self.decoder = decoder
         self.offset = text_vocabulary_size
         self.num_tokens = num_tokens
+        self.guided = guided
 
-    def call(self, prompt_ids, uniforms, temperature, top_k, top_p):
+    def call(self, prompt_ids, uniforms, temperature, top_k, top_p, guidance=None):
         prompt_ids = ops.cast(prompt_ids, "int32")
         start = prompt_ids.shape[1]
+        if self.guided:
+            prompt_ids = ops.concatenate([prompt_ids, ops.zeros_like(prompt_ids)], 0)
+
+        def image_logits(logits):
+            logits = logits[:, self.offset :]
+            return guide(logits, guidance) if self.guided else logits
+
         logits, cache = self.decoder.prefill(prompt_ids)
-        current = logits[:, -1, self.offset :]
-        batch = ops.shape(prompt_ids)[0]
+        current = image_logits(logits[:, -1])
+        batch = ops.shape(uniforms)[0]
         codes = ops.zeros((batch, self.num_tokens), dtype="int32")
         slots = ops.arange(self.num_tokens, dtype="int32")[None, :]
 
@@ -91,10 +108,11 @@ class ImageTokenSampler(keras.layers.Layer):
             u = ops.take(uniforms, i, axis=1)
             token = filter_and_sample(current, u, temperature, top_k, top_p)
             codes = ops.where(ops.equal(slots, i), token[:, None], codes)
-            logits, cache = self.decoder.step(
-                token[:, None] + self.offset, start + i, list(cache)
-            )
-            return codes, logits[:, self.offset :], tuple(cache)
+            feed = token[:, None] + self.offset
+            if self.guided:
+                feed = ops.concatenate([feed, feed], axis=0)
+            logits, cache = self.decoder.step(feed, start + i, list(cache))
+            return codes, image_logits(logits), tuple(cache)
 
         codes, _, _ = ops.fori_loop(
             0, self.num_tokens, body, (codes, current, tuple(cache))

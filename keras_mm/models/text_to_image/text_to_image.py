@@ -6,6 +6,11 @@ from keras_mm.api_export import keras_mm_export
 from keras_mm.data._text import check_vocabulary, split_words
 from keras_mm.models.model_utils import check_positive_int
 from keras_mm.models.multimodal_model import MultimodalModel
+from keras_mm.models.text_to_image.generation_settings import (
+    check_generation_settings,
+    is_int,
+)
+from keras_mm.models.text_to_image.guidance import PromptDropout
 from keras_mm.models.text_to_image.image_tokenizer import ImageTokenizer
 from keras_mm.models.text_to_image.sampling import ImageTokenSampler
 from keras_mm.models.text_to_image.text_to_image_layers import CausalTransformer
@@ -15,11 +20,7 @@ class _SamplerCache:
     """A plain holder, so that Keras does not track the cached model as a layer."""
 
     def __init__(self):
-        self.model = None
-
-
-def _is_int(value):
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+        self.models = {}
 
 
 def _masked_ce(logits, targets, weights=None):
@@ -51,6 +52,10 @@ class TextToImage(MultimodalModel):
     greedy), decodes them with the tokenizer and, given a CLIP model, keeps the
     samples CLIP ranks highest for the prompt, as DALL-E did.
 
+    With `prompt_dropout > 0`, training shows that fraction of the examples
+    with the empty prompt, and `generate(guidance_scale=s)` samples with
+    classifier-free guidance (`guidance.py`; Ho & Salimans, 2022).
+
     Prompts are lower-cased and split into words like the training captions;
     a word outside `vocabulary`, an empty prompt or one longer than
     `text_length` words raises a `ValueError` (no silent `[UNK]`).
@@ -66,7 +71,10 @@ class TextToImage(MultimodalModel):
         num_heads: int.
         intermediate_dim: int or None. Feed-forward width (None = 4 * hidden_dim).
         dropout: float in [0, 1).
-        text_loss_weight: float >= 0. Weight of the text next-token loss.
+        text_loss_weight: float >= 0. Weight of the text next-token loss
+            (over every example, also those whose prompt was dropped).
+        prompt_dropout: float in [0, 1). Fraction of training examples whose
+            prompt is replaced by the empty prompt (classifier-free guidance).
         dtype: dtype policy of the transformer.
         **kwargs: `name`, `trainable`.
 
@@ -105,6 +113,7 @@ class TextToImage(MultimodalModel):
         intermediate_dim=None,
         dropout=0.0,
         text_loss_weight=0.0,
+        prompt_dropout=0.0,
         dtype=None,
         **kwargs,
     ):
@@ -143,7 +152,10 @@ class TextToImage(MultimodalModel):
         token_ids = keras.Input((text_length,), dtype="int32", name="token_ids")
         image_codes = keras.Input(grid, dtype="int32", name="image_codes")
         flat = ops.reshape(image_codes, (-1, num_image_tokens)) + text_vocabulary_size
-        sequence = ops.concatenate([ops.cast(token_ids, "int32"), flat], axis=1)
+        prompt = ops.cast(token_ids, "int32")
+        if prompt_dropout:  # (no layer at 0, so older models load unchanged)
+            prompt = PromptDropout(prompt_dropout, name="prompt_dropout")(prompt)
+        sequence = ops.concatenate([prompt, flat], axis=1)
         logits = decoder(sequence)
         super().__init__(
             inputs={"token_ids": token_ids, "image_codes": image_codes},
@@ -163,6 +175,7 @@ class TextToImage(MultimodalModel):
         self.intermediate_dim = intermediate_dim
         self.dropout = float(dropout)
         self.text_loss_weight = float(text_loss_weight)
+        self.prompt_dropout = float(prompt_dropout)
         self.text_vocabulary_size = text_vocabulary_size
         self.num_image_tokens = num_image_tokens
         self._add_term_trackers(["image_loss", "text_loss"])
@@ -228,10 +241,10 @@ class TextToImage(MultimodalModel):
         return ids
 
     # -------------------------------------------------------------- generation
-    def _sampler(self):
+    def _sampler(self, guided):
         if not hasattr(self, "_sampler_cache"):
             object.__setattr__(self, "_sampler_cache", _SamplerCache())
-        if self._sampler_cache.model is None:
+        if guided not in self._sampler_cache.models:
             n = self.num_image_tokens
             inputs = {
                 "prompt_ids": keras.Input(
@@ -241,83 +254,46 @@ class TextToImage(MultimodalModel):
                 "temperature": keras.Input((), dtype="float32", name="temperature"),
                 "top_k": keras.Input((), dtype="int32", name="top_k"),
                 "top_p": keras.Input((), dtype="float32", name="top_p"),
+                "guidance": keras.Input((), dtype="float32", name="guidance"),
             }
             sampler = ImageTokenSampler(
-                self.transformer, self.text_vocabulary_size, n, name="sampler"
+                self.transformer,
+                self.text_vocabulary_size,
+                n,
+                guided=guided,
+                name="sampler",
             )
-            codes = sampler(
-                inputs["prompt_ids"],
-                inputs["uniforms"],
-                inputs["temperature"],
-                inputs["top_k"],
-                inputs["top_p"],
+            codes = sampler(**inputs)
+            self._sampler_cache.models[guided] = keras.Model(
+                inputs, codes, name="sampler"
             )
-            self._sampler_cache.model = keras.Model(inputs, codes, name="sampler")
-        return self._sampler_cache.model
+        return self._sampler_cache.models[guided]
 
     def sample_codes(
-        self, token_ids, uniforms, temperature=1.0, top_k=None, top_p=None
+        self,
+        token_ids,
+        uniforms,
+        temperature=1.0,
+        top_k=None,
+        top_p=None,
+        guidance_scale=None,
     ):
         """Image codes `(batch, h, w)` int32 for prompt token ids (checked
         settings, see `generate`); `uniforms` `(batch, h * w)` in [0, 1)."""
         batch = len(token_ids)
         num_codes = self.image_tokenizer.num_codes
+        guided = guidance_scale is not None
         feed = {
             "prompt_ids": np.asarray(token_ids, "int32"),
             "uniforms": np.asarray(uniforms, "float32"),
             "temperature": np.full(batch, temperature, "float32"),
             "top_k": np.full(batch, num_codes if top_k is None else top_k, "int32"),
             "top_p": np.full(batch, 1.0 if top_p is None else top_p, "float32"),
+            "guidance": np.full(batch, guidance_scale if guided else 1, "float32"),
         }
-        codes = self._sampler().predict_on_batch(feed)
+        codes = self._sampler(guided).predict_on_batch(feed)
         codes = np.asarray(ops.convert_to_numpy(codes), dtype="int32")
         return codes.reshape((batch,) + self.image_tokenizer.grid_shape)
-
-    def _check_settings(self, num_samples, temperature, top_k, top_p, keep, rerank):
-        name = "TextToImage.generate"
-        if not _is_int(num_samples) or num_samples < 1:
-            raise ValueError(
-                f"{name}: `num_samples` must be an integer >= 1. Received: "
-                f"num_samples={num_samples!r}"
-            )
-        if isinstance(temperature, bool) or not (
-            isinstance(temperature, (int, float)) and 0 <= temperature < float("inf")
-        ):
-            raise ValueError(
-                f"{name}: `temperature` must be a finite number >= 0 (0 = greedy). "
-                f"Received: temperature={temperature!r}"
-            )
-        num_codes = self.image_tokenizer.num_codes
-        if top_k is not None and (not _is_int(top_k) or not 1 <= top_k <= num_codes):
-            raise ValueError(
-                f"{name}: `top_k` must be None or an integer in [1, num_codes="
-                f"{num_codes}]. Received: top_k={top_k!r}"
-            )
-        if top_p is not None and (
-            isinstance(top_p, bool)
-            or not isinstance(top_p, (int, float))
-            or not 0 < top_p <= 1
-        ):
-            raise ValueError(
-                f"{name}: `top_p` must be None or a number in (0, 1]. Received: "
-                f"top_p={top_p!r}"
-            )
-        if keep is None:
-            keep = 1 if rerank is not None else num_samples
-        if not _is_int(keep) or not 1 <= keep <= num_samples:
-            raise ValueError(
-                f"{name}: `keep` must be an integer in [1, num_samples="
-                f"{num_samples}]. Received: keep={keep!r}"
-            )
-        if rerank is not None and not (
-            hasattr(rerank, "encode_image") and hasattr(rerank, "encode_text")
-        ):
-            raise ValueError(
-                f"{name}: `rerank` must be None or a CLIP model (with "
-                f"`encode_image` and `encode_text`). Received: rerank of type "
-                f"{type(rerank).__name__}"
-            )
-        return keep
 
     def generate(
         self,
@@ -331,6 +307,7 @@ class TextToImage(MultimodalModel):
         keep=None,
         batch_size=64,
         return_codes=False,
+        guidance_scale=None,
     ):
         """Sample images for text prompts.
 
@@ -347,15 +324,18 @@ class TextToImage(MultimodalModel):
                 `rerank`, else `num_samples`).
             batch_size: int. Sequences decoded per compiled call.
             return_codes: bool. Also return the image codes `(N, h, w)`.
+            guidance_scale: None or float >= 0. Classifier-free guidance scale
+                `s` (a model trained with `prompt_dropout > 0`); None or 1 is
+                plain conditional sampling, larger follows the prompt more.
 
         Returns:
             Images `(len(prompts) * keep, H, W, 3)` float32 in [0, 1], grouped
             by prompt (and the codes, with `return_codes`).
         """
-        keep = self._check_settings(
-            num_samples, temperature, top_k, top_p, keep, rerank
+        keep = check_generation_settings(
+            self, num_samples, temperature, top_k, top_p, keep, rerank, guidance_scale
         )
-        if not _is_int(batch_size) or batch_size < 1:
+        if not is_int(batch_size) or batch_size < 1:
             raise ValueError(
                 "TextToImage.generate: `batch_size` must be an integer >= 1. "
                 f"Received: batch_size={batch_size!r}"
@@ -373,6 +353,7 @@ class TextToImage(MultimodalModel):
                     float(temperature),
                     top_k,
                     top_p,
+                    guidance_scale,
                 )
                 for lo in range(0, len(token_ids), batch_size)
             ]
@@ -427,6 +408,7 @@ class TextToImage(MultimodalModel):
                 "intermediate_dim": self.intermediate_dim,
                 "dropout": self.dropout,
                 "text_loss_weight": self.text_loss_weight,
+                "prompt_dropout": self.prompt_dropout,
             }
         )
         return config
