@@ -67,7 +67,7 @@ SIZE = dict(
 if SMOKE:
     SIZE = dict(
         train=256, test=96, tokenizer_epochs=1, epochs=1, width=16, layers=1,
-        judge_epochs=1, clip_epochs=1, samples=2,
+        judge_epochs=1, clip_epochs=1, samples=8,
     )
 print("backend:", keras.backend.backend(), "| smoke run" if SMOKE else "")
 start = time.time()
