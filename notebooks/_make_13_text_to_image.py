@@ -39,8 +39,8 @@ the judge reads the prompted colour and shape.
 `keras-mm train --family text-to-image --dataset shapes` trains the same two stages with
 the same settings, checkpointed and resumable, and `keras-mm generate` writes PNG files.
 
-*Running it:* the full run below takes about 10 minutes on 2 CPU cores; its outputs are
-stored here. The test suite runs every notebook on every backend and sets
+*Running it:* the full run below takes about 12 minutes on 2 CPU cores (JAX); its
+outputs are stored here. The test suite runs every notebook on every backend and sets
 `KERAS_MM_NOTEBOOK_SMOKE=1`, which shrinks every model and epoch count to check that the
 code runs in seconds; the quality claims are asserted in the full run only."""
     ),
