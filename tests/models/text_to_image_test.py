@@ -302,6 +302,21 @@ def test_guided_greedy_generation_equals_numpy_guided_decode(model, tmp_path):
         guided.generate(prompts, guidance_scale=-1.0)
 
 
+def test_fit_forward_pass_sees_the_empty_prompt_at_the_dropout_rate(model):
+    guided = guided_copy(model, prompt_dropout=0.5)
+    x = data(16)
+    x["token_ids"][:, 0] = 2  # no row is already the empty prompt
+    trained = np_numpy(guided(x, training=True)["logits"])
+    with_text = np_numpy(guided(x)["logits"])
+    empty = np_numpy(guided({**x, "token_ids": 0 * x["token_ids"]})["logits"])
+    dropped = np.abs(trained - empty).max(axis=(1, 2)) < 1e-5
+    kept = np.abs(trained - with_text).max(axis=(1, 2)) < 1e-5
+    np.testing.assert_array_equal(dropped, ~kept)  # each row one or the other
+    assert 0 < dropped.sum() < 16, dropped
+    with pytest.raises(ValueError, match="prompt_dropout"):
+        TextToImage(model.image_tokenizer, VOCAB, prompt_dropout=1.0)
+
+
 def test_prompt_dropout_empties_whole_prompts_in_training_only():
     ids = np.random.default_rng(0).integers(2, 7, (2000, TEXT_LENGTH)).astype("int32")
     layer = PromptDropout(0.3, seed=1)

@@ -7,16 +7,22 @@ def is_int(value):
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
+def is_number_in(value, low, high):
+    """A real number (not a bool) with `low <= value < high`."""
+    return (
+        isinstance(value, (int, float, np.integer, np.floating))
+        and not isinstance(value, bool)
+        and low <= value < high
+    )
+
+
 def check_generation_settings(
     model, num_samples, temperature, top_k, top_p, keep, rerank, guidance_scale
 ):
     """Validate `TextToImage.generate`'s settings; returns `keep` resolved."""
     name = "TextToImage.generate"
     if guidance_scale is not None:
-        if isinstance(guidance_scale, bool) or not (
-            isinstance(guidance_scale, (int, float))
-            and 0 <= guidance_scale < float("inf")
-        ):
+        if not is_number_in(guidance_scale, 0, float("inf")):
             raise ValueError(
                 f"{name}: `guidance_scale` must be None or a finite number "
                 f">= 0. Received: guidance_scale={guidance_scale!r}"
@@ -33,9 +39,7 @@ def check_generation_settings(
             f"{name}: `num_samples` must be an integer >= 1. Received: "
             f"num_samples={num_samples!r}"
         )
-    if isinstance(temperature, bool) or not (
-        isinstance(temperature, (int, float)) and 0 <= temperature < float("inf")
-    ):
+    if not is_number_in(temperature, 0, float("inf")):
         raise ValueError(
             f"{name}: `temperature` must be a finite number >= 0 (0 = greedy). "
             f"Received: temperature={temperature!r}"

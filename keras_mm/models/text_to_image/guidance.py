@@ -14,6 +14,15 @@ towards what the prompt, rather than images in general, makes likely.
 import keras
 from keras import ops
 
+from keras_mm.models.text_to_image.generation_settings import is_number_in
+
+
+def check_prompt_dropout(rate):
+    """`rate` as a float in [0, 1), else a `ValueError` naming `prompt_dropout`."""
+    if not is_number_in(rate, 0.0, 1.0):
+        raise ValueError(f"`prompt_dropout` must be in [0, 1). Received: {rate!r}")
+    return float(rate)
+
 
 @keras.saving.register_keras_serializable(package="keras_mm")
 class PromptDropout(keras.layers.Layer):
@@ -28,11 +37,7 @@ class PromptDropout(keras.layers.Layer):
 
     def __init__(self, rate=0.0, seed=None, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(rate, bool) or not (
-            isinstance(rate, (int, float)) and 0.0 <= rate < 1.0
-        ):
-            raise ValueError(f"`prompt_dropout` must be in [0, 1). Received: {rate!r}")
-        self.rate = float(rate)
+        self.rate = check_prompt_dropout(rate)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 

@@ -10,7 +10,10 @@ from keras_mm.models.text_to_image.generation_settings import (
     check_generation_settings,
     is_int,
 )
-from keras_mm.models.text_to_image.guidance import PromptDropout
+from keras_mm.models.text_to_image.guidance import (
+    PromptDropout,
+    check_prompt_dropout,
+)
 from keras_mm.models.text_to_image.image_tokenizer import ImageTokenizer
 from keras_mm.models.text_to_image.sampling import ImageTokenSampler
 from keras_mm.models.text_to_image.text_to_image_layers import CausalTransformer
@@ -132,6 +135,7 @@ class TextToImage(MultimodalModel):
                 "`text_loss_weight` must be >= 0. Received: "
                 f"text_loss_weight={text_loss_weight!r}"
             )
+        prompt_dropout = check_prompt_dropout(prompt_dropout)
         image_tokenizer.freeze()
         grid = image_tokenizer.grid_shape
         num_image_tokens = grid[0] * grid[1]
@@ -175,7 +179,7 @@ class TextToImage(MultimodalModel):
         self.intermediate_dim = intermediate_dim
         self.dropout = float(dropout)
         self.text_loss_weight = float(text_loss_weight)
-        self.prompt_dropout = float(prompt_dropout)
+        self.prompt_dropout = prompt_dropout
         self.text_vocabulary_size = text_vocabulary_size
         self.num_image_tokens = num_image_tokens
         self._add_term_trackers(["image_loss", "text_loss"])
