@@ -7,7 +7,7 @@ TensorFlow graph for JPEG (with libjpeg's DCT scaling, `ratio` 2/4/8, when the
 image is at least that many times the target), PNG, GIF and RGB BMP; other
 formats and modes (WebP, TIFF, CMYK JPEG, palette BMP, ...) are decoded by Pillow
 in a `tf.numpy_function`. Pillow releases the GIL while decoding, so both paths
-run in parallel under `map(num_parallel_calls=AUTOTUNE)`.
+run in parallel in the `map` (one image per core at once).
 """
 
 import io

@@ -6,15 +6,15 @@ epoch)`, fetched and checked in Python, decoded and resized in parallel,
 batched, tokenized and prefetched.
 """
 
+import os
+
 import numpy as np
 import tensorflow as tf
 
 from keras_mm.data._stream_images import BAD, decode, preprocess
 from keras_mm.data._stream_tar import read_shard
 
-AUTOTUNE = tf.data.AUTOTUNE
 PREFETCH_BATCHES = 2
-RAM_BUDGET = 256 * 2**20  # bytes
 # Samples per Python call of the tar generator: 3.25-3.35 ms CPU per image with
 # 64 against 3.3-3.42 with 16 (benchmarks/RESULTS.md (c)).
 TAR_CHUNK = 64
@@ -152,10 +152,17 @@ def counter(stream, iteration, key):
     return lambda n: tf.numpy_function(add, [iteration, n], tf.int64)
 
 
+def decode_parallelism():
+    """Images decoded at once: one per core this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def epoch_dataset(stream, state):
     iteration, epoch, skip = state[0], state[1], state[2]
     ds = records(stream, epoch, skip).map(
-        loader(stream, iteration, epoch), num_parallel_calls=AUTOTUNE,
+        loader(stream, iteration, epoch), num_parallel_calls=decode_parallelism(),
         deterministic=True,
     )  # fmt: skip
     ds = ds.filter(lambda x: x["ok"])
@@ -194,8 +201,12 @@ def build(stream):
         lambda _: tf.numpy_function(stream._next_pass, [], tf.int64)
     )
     ds = head.flat_map(lambda s: epoch_dataset(stream, tf.reshape(s, [3])))
-    # A fixed prefetch and a RAM budget for autotuned buffers: memory stays flat
-    # (AUTOTUNE alone may grow its buffers up to half of the machine's RAM).
+    # Fixed parallelism and buffers, no autotuning: memory stays flat, and on 2
+    # idle cores tf.data's autotuner left about 4 passes in 10 at a fixed slower
+    # rate (380 against 500-590 images/s, the decode threads idle half the time;
+    # a plain read-decode-resize-batch pipeline does it too), whatever
+    # `num_parallel_calls`; without it 16 passes in 16 ran fast
+    # (benchmarks/RESULTS.md (c)).
     options = tf.data.Options()
-    options.autotune.ram_budget = RAM_BUDGET
+    options.autotune.enabled = False
     return ds.prefetch(PREFETCH_BATCHES).with_options(options)

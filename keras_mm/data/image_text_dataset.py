@@ -25,7 +25,7 @@ class ImageTextDataset:
     shards and images are read lazily. `dataset` is a `tf.data.Dataset` that
     `fit` takes on TensorFlow, JAX and torch: records are shuffled from a seed,
     images are fetched and checked in Python, decoded and resized in parallel
-    (`map(num_parallel_calls=AUTOTUNE)`), batched, tokenized and prefetched.
+    (`map`, one image per core at once), batched, tokenized and prefetched.
     Only `prefetch` batches (plus the tar shuffle buffer of encoded bytes) are
     ever held, however large the split.
 
