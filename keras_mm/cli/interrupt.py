@@ -26,8 +26,12 @@ class StopOnInterrupt(keras.callbacks.Callback):
 
     def _handle(self, signum, frame):
         self.requested = True
-        if self.model is not None:
-            self.model.stop_training = True
+        # `_model`, not the `model` property: on JAX the property syncs the
+        # trainer's state into the variables, and a signal can land just after
+        # a step donated that state (its buffers deleted); `fit` would then
+        # read deleted buffers at the end of the epoch.
+        if self._model is not None:
+            self._model.stop_training = True
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def on_epoch_begin(self, epoch, logs=None):
