@@ -247,7 +247,7 @@ print(f"total {time.time() - start:.0f}s")"""
     ),
     new_markdown_cell(
         """See `docs/concepts.md` (section *Applications*) for the equations. This
-notebook is the learning test of `VQAModel` (CI executes it under every backend);
+notebook is the learning test of `VQAModel` (CI executes it under one backend);
 `tests/models/vqa_test.py` and `tests/models/video_qa_test.py` check every fusion,
 saving, padding, mixed precision and bad input with tiny untrained models."""
     ),

@@ -40,7 +40,7 @@ the judge reads the prompted colour and shape.
 the same settings, checkpointed and resumable, and `keras-mm generate` writes PNG files.
 
 *Running it:* the full run below takes about 12 minutes on 2 CPU cores (JAX); its
-outputs are stored here. The test suite runs every notebook on every backend and sets
+outputs are stored here. The test suite runs every notebook (each under one backend) and sets
 `KERAS_MM_NOTEBOOK_SMOKE=1`, which shrinks every model and epoch count to check that the
 code runs in seconds; the quality claims are asserted in the full run only."""
     ),

@@ -6,7 +6,7 @@ modality), so a notebook that runs to the end is a passing test.
 The cells run in an in-process IPython shell, with a Jupyter kernel's execution
 semantics (IPython syntax and magics, `display`, one fresh namespace per notebook),
 rather than in a kernel subprocess: a kernel re-imports keras, the backend and
-TensorFlow for each notebook, 7-13 s each (measured), times 12 notebooks and 3
+TensorFlow for each notebook, 7-13 s each (measured), times 14 notebooks and 3
 backends. `make notebooks` executes them in real kernels to commit their outputs.
 
 Each notebook runs under one backend per `make test` (`NOTEBOOK_BACKEND`), so the
